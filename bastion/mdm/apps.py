@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MdmConfig(AppConfig):
+    name = "bastion.mdm"
+    label = "mdm"

@@ -1,0 +1,202 @@
+"""Django settings. Every value comes from the environment through `bastion.config`.
+
+Embedded mode (the default): SQLite and a filesystem Celery broker in BASTION_DATA_DIR,
+secrets generated there on first run. Distributed mode: set BASTION_DATABASE_URL to
+PostgreSQL and BASTION_BROKER_URL to Redis or RabbitMQ, and pass the secrets explicitly.
+"""
+
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import dj_database_url
+
+from bastion.config import (
+    ConfigError,
+    data_dir,
+    encryption_keys,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+    secret_key,
+)
+
+DATA_DIR = data_dir()
+
+SECRET_KEY = secret_key(DATA_DIR)
+BASTION_ENCRYPTION_KEYS = encryption_keys(DATA_DIR)
+DEBUG = env_bool("BASTION_DEBUG", False)
+
+# The address at which phones and people reach Bastion: used in every link, file and email.
+BASTION_PUBLIC_URL = env_url("BASTION_PUBLIC_URL", "http://127.0.0.1:8000", {"http", "https"})
+_public_host = urlsplit(BASTION_PUBLIC_URL).hostname
+ALLOWED_HOSTS = env_list("BASTION_ALLOWED_HOSTS") or [_public_host, "127.0.0.1", "localhost"]
+CSRF_TRUSTED_ORIGINS = [BASTION_PUBLIC_URL]
+
+# MDM URLs are administrators' input that Bastion calls with credentials: https only,
+# unless a deployment explicitly allows plain http (the emulator, a lab).
+BASTION_ALLOW_HTTP_MDM = env_bool("BASTION_ALLOW_HTTP_MDM", False)
+BASTION_MDM_CA_BUNDLE = env_str("BASTION_MDM_CA_BUNDLE")
+BASTION_MDM_TIMEOUT = env_int("BASTION_MDM_TIMEOUT", 30, minimum=1)
+BASTION_SYNC_INTERVAL_MINUTES = env_int("BASTION_SYNC_INTERVAL_MINUTES", 240, minimum=5)
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "bastion.tenancy",
+    "bastion.inventory",
+    "bastion.mdm",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "bastion.urls"
+WSGI_APPLICATION = "bastion.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database() -> dict:
+    url = env_str("BASTION_DATABASE_URL")
+    if url is None:
+        # WAL lets the web process read while the worker writes; IMMEDIATE takes the write
+        # lock at BEGIN so two writers queue on the busy timeout instead of failing mid-way.
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(DATA_DIR / "bastion.sqlite3"),
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": (
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                    "PRAGMA foreign_keys=ON;"
+                ),
+            },
+        }
+
+    try:
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except ValueError as error:
+        raise ConfigError(f"BASTION_DATABASE_URL is not a usable database URL: {error}") from None
+    if config["ENGINE"] not in {
+        "django.db.backends.postgresql",
+        "django.db.backends.sqlite3",
+    }:
+        raise ConfigError("BASTION_DATABASE_URL must be a postgres:// or sqlite:// URL")
+    return config
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = env_str("BASTION_TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+
+def _broker() -> tuple[str, dict]:
+    url = env_str("BASTION_BROKER_URL")
+    if url is None:
+        queue = DATA_DIR / "broker"
+        for sub in ("queue", "processed"):
+            (queue / sub).mkdir(parents=True, exist_ok=True)
+        options = {
+            "data_folder_in": str(queue / "queue"),
+            "data_folder_out": str(queue / "queue"),
+            "processed_folder": str(queue / "processed"),
+            "store_processed": False,
+        }
+        return "filesystem://", options
+
+    scheme = urlsplit(url).scheme
+    if scheme not in {"redis", "rediss", "amqp", "amqps", "filesystem", "memory"}:
+        raise ConfigError("BASTION_BROKER_URL must be a redis://, amqp:// or filesystem:// URL")
+    return url, {"visibility_timeout": 3600}
+
+
+CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = _broker()
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    # Entries expire just under their period so a stopped scheduler does not pile them up.
+    "enqueue-due-syncs": {
+        "task": "bastion.mdm.tasks.enqueue_due_syncs",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+}
+
+
+def _email() -> dict:
+    url = env_str("BASTION_EMAIL_URL")
+    if url is None:
+        return {
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(DATA_DIR / "mail"),
+        }
+
+    parts = urlsplit(url)
+    if parts.scheme not in {"smtp", "smtps", "smtp+tls"} or not parts.hostname:
+        raise ConfigError("BASTION_EMAIL_URL must look like smtp://user:password@host:port")
+    query = parse_qs(parts.query)
+    return {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": parts.hostname,
+        "EMAIL_PORT": parts.port or (465 if parts.scheme == "smtps" else 25),
+        "EMAIL_HOST_USER": unquote(parts.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        "EMAIL_USE_SSL": parts.scheme == "smtps",
+        "EMAIL_USE_TLS": parts.scheme == "smtp+tls" or "tls" in query,
+        "EMAIL_TIMEOUT": 20,
+    }
+
+
+globals().update(_email())
+DEFAULT_FROM_EMAIL = env_str("BASTION_EMAIL_FROM", "bastion@localhost")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("BASTION_LOG_LEVEL", "WARNING")},
+}

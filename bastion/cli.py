@@ -612,5 +612,10 @@ def demo(once, devices, bind):
     run_demo(once=once, devices=devices, bind=bind)
 
 
+# Each app adds its own commands: `register(main)` in its cli module.
+for _module in ("bastion.threats.cli", "bastion.activation.cli", "bastion.console.cli"):
+    __import__(_module, fromlist=["register"]).register(main)
+
+
 if __name__ == "__main__":
     main()

@@ -49,6 +49,10 @@ INSTALLED_APPS = [
     "bastion.tenancy",
     "bastion.inventory",
     "bastion.mdm",
+    "bastion.api",
+    "bastion.threats",
+    "bastion.activation",
+    "bastion.console",
 ]
 
 MIDDLEWARE = [
@@ -160,6 +164,16 @@ CELERY_BEAT_SCHEDULE = {
     # Entries expire just under their period so a stopped scheduler does not pile them up.
     "enqueue-due-syncs": {
         "task": "bastion.mdm.tasks.enqueue_due_syncs",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "sweep-pending-actions": {
+        "task": "bastion.threats.tasks.sweep_pending_actions",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
+    "sweep-pending-emails": {
+        "task": "bastion.activation.tasks.sweep_pending_emails",
         "schedule": 60.0,
         "options": {"expires": 55},
     },

@@ -1,5 +1,8 @@
 from django.http import JsonResponse
-from django.urls import path
+from django.urls import include, path
+
+from bastion.api.admin import api as admin_api
+from bastion.api.device import api as device_api
 
 
 def health(request):
@@ -8,4 +11,7 @@ def health(request):
 
 urlpatterns = [
     path("health", health, name="health"),
+    path("api/device/v1/", device_api.urls),
+    path("api/admin/v1/", admin_api.urls),
+    path("", include("bastion.console.urls")),
 ]

@@ -1,5 +1,15 @@
 from django.dispatch import Signal
 
-# Sent inside the transaction that tombstones devices (they left every selected group),
-# with `device_ids`. Receivers end what those devices were given, such as credentials.
+# Sent inside the transaction that tombstones devices (they left every selected group, or
+# their integration was removed), with `device_ids`. Receivers end what those devices
+# were given (credentials) and settle their pending work.
 device_tombstoned = Signal()
+
+# Sent inside the sync's write transaction with `integration` and `device_ids` of devices
+# the sync created or brought back. Receivers that start outside work (emails) should do
+# so with transaction.on_commit.
+devices_added = Signal()
+
+# Sent inside the sync's write transaction with `moves`: a list of
+# (device_id, old_group_id, new_group_id).
+devices_moved = Signal()

@@ -45,6 +45,10 @@ class Integration(models.Model):
     email_ios = models.BooleanField(default=False)
     email_android = models.BooleanField(default=False)
     sync_interval_minutes = models.PositiveIntegerField(default=240)
+    # When a device leaves the inventory (or the integration is removed): undo the MDM
+    # actions already applied to it, or leave them (the MDM may be keeping the device
+    # quarantined on purpose).
+    undo_actions_on_removal = models.BooleanField(default=False)
 
     status = models.CharField(max_length=16, choices=STATUSES, default=IDLE)
     last_error = models.TextField(blank=True)

@@ -28,6 +28,7 @@ from bastion.inventory.models import (
     DeviceUser,
     Profile,
 )
+from bastion.inventory.signals import device_tombstoned, devices_added, devices_moved
 from bastion.mdm.connectors.base import (
     Connector,
     DeviceRecord,
@@ -341,12 +342,7 @@ def console_group_name(mdm_name: str, group_name: str) -> str:
 
 
 def devices_removed(device_ids: list[int]) -> None:
-    """Runs inside the transaction that tombstones devices: ends what they were given.
-
-    Agent credentials are revoked here once devices have them.
-    """
-    from bastion.inventory.signals import device_tombstoned
-
+    """Runs inside the transaction that tombstones devices: ends what they were given."""
     device_tombstoned.send(sender=Device, device_ids=device_ids)
 
 
@@ -470,6 +466,7 @@ class _BatchWriter:
 
         now = timezone.now()
         create, update, due = [], [], []
+        restored_ids, moves = [], []
         for record, group in batch:
             hashes = (crypto.identity_hash(record.serial), crypto.identity_hash(record.udid))
             user_key = user_keys.get(record.mdm_id, "")
@@ -502,8 +499,10 @@ class _BatchWriter:
             if restored:
                 device.state = Device.WAITING
                 device.removed_at = None
+                restored_ids.append(device.pk)
                 run.added += 1
             elif moved:
+                moves.append((device.pk, device.group_id, group.pk))
                 run.moved += 1
             else:
                 run.updated += 1
@@ -514,6 +513,11 @@ class _BatchWriter:
 
         Device.objects.bulk_create(create, batch_size=BATCH_SIZE)
         Device.objects.bulk_update(update, DEVICE_SYNC_FIELDS, batch_size=BATCH_SIZE)
+        if create or restored_ids:
+            added = [device.pk for device in create] + restored_ids
+            devices_added.send(sender=Device, integration=self.integration, device_ids=added)
+        if moves:
+            devices_moved.send(sender=Device, moves=moves)
         return due
 
     def _reenrolled(self, batch, existing: dict) -> dict:

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ThreatsConfig(AppConfig):
+    name = "bastion.threats"
+    label = "threats"

@@ -55,9 +55,10 @@ def find_tenant(name: str | None):
     from bastion.tenancy.models import Tenant
 
     if name:
-        tenant = Tenant.objects.filter(name=name).first() or Tenant.objects.filter(
-            tenant_id=name
-        ).first()
+        tenant = (
+            Tenant.objects.filter(name=name).first()
+            or Tenant.objects.filter(tenant_id=name).first()
+        )
         if tenant is None:
             raise click.ClickException(f"no tenant named {name!r}")
         return tenant
@@ -94,7 +95,23 @@ def secret_input(env_var: str | None, label: str, required: bool = True) -> str:
     return ""
 
 
-@click.group()
+class BastionGroup(click.Group):
+    """Turns the errors a person can act on into one clear line instead of a traceback."""
+
+    def invoke(self, ctx):
+        from bastion.mdm.connectors.base import MdmError
+
+        try:
+            return super().invoke(ctx)
+        except MdmError as error:
+            raise click.ClickException(f"the MDM call failed: {error}") from None
+        except ValueError as error:
+            if type(error).__name__ == "InvalidInput":
+                raise click.ClickException(str(error)) from None
+            raise
+
+
+@click.group(cls=BastionGroup)
 @click.version_option(package_name="bastion-mtd")
 def main():
     """Bastion, a Mobile Threat Defense console for MobileIron Core and Cloud."""
@@ -325,7 +342,9 @@ def mdm_add(name, tenant_name, kind, url, username, password_env, space, groups,
     try:
         report = connector.test_connection()
         if not report.ok:
-            raise click.ClickException(f"connection test failed ({report.problem}): {report.message}")
+            raise click.ClickException(
+                f"connection test failed ({report.problem}): {report.message}"
+            )
         space_id, space_name = resolve_space(connector, space)
         chosen = resolve_groups(connector.list_groups(space_id), list(groups))
         values = IntegrationSettings(
@@ -376,9 +395,7 @@ def mdm_list(tenant_name, as_json):
     migrate()
     tenant_obj = find_tenant(tenant_name)
     rows = [integration_summary(i) for i in tenant_obj.integrations.order_by("name")]
-    lines = [
-        f"{r['name']}\t{r['kind']}\t{r['status']}\t{', '.join(r['groups'])}" for r in rows
-    ]
+    lines = [f"{r['name']}\t{r['kind']}\t{r['status']}\t{', '.join(r['groups'])}" for r in rows]
     emit(rows, as_json, "\n".join(lines) or "no MDM yet")
 
 
@@ -435,11 +452,12 @@ def mdm_groups(name, tenant_name, as_json):
         }
         for g in listed
     ]
-    lines = [
-        f"{r['id']}\t{r['name']}\t"
-        f"{'selected #' + str(r['selected_priority'] + 1) if r['selected_priority'] is not None else ''}"
-        for r in rows
-    ]
+    lines = []
+    for row in rows:
+        priority = row["selected_priority"]
+        selected = f"selected #{priority + 1}" if priority is not None else ""
+        target = "can answer threats" if not row["target_blocker"] else row["target_blocker"]
+        lines.append(f"{row['id']}\t{row['name']}\t{selected}\t{target}")
     emit(rows, as_json, "\n".join(lines))
 
 

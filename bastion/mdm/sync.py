@@ -128,10 +128,14 @@ class SyncEngine:
         try:
             complete = self._sync(run)
         except Unauthorized as error:
-            self._finish(run, SyncRun.FAILED, Integration.AUTH_FAILED, f"credentials rejected: {error}")
+            self._finish(
+                run, SyncRun.FAILED, Integration.AUTH_FAILED, f"credentials rejected: {error}"
+            )
         except Forbidden as error:
             role = f" (missing role: {error.role})" if error.role else ""
-            self._finish(run, SyncRun.FAILED, Integration.FAILED, f"permission denied{role}: {error}")
+            self._finish(
+                run, SyncRun.FAILED, Integration.FAILED, f"permission denied{role}: {error}"
+            )
         except MdmError as error:
             self._finish(run, SyncRun.FAILED, Integration.FAILED, str(error))
         except Exception:
@@ -162,11 +166,12 @@ class SyncEngine:
 
         by_id = {group.id: group for group in listed}
         missing = [group for group in groups if group.mdm_group_id not in by_id]
+        groups = [group for group in groups if group.mdm_group_id in by_id]
         self._rename_groups(groups, by_id)
         if not self.integration.sync_users:
             run.messages = ["sync users is off: only MDM action targets were refreshed"]
             return True
-        if not groups:
+        if not groups and not missing:
             run.messages = ["no group is selected: nothing to sync"]
             return True
 
@@ -188,11 +193,14 @@ class SyncEngine:
         run.messages = run.messages + [
             f"skipped {count}: {reason}" for reason, count in state.skipped.most_common(20)
         ]
+        problems = []
         if missing:
             names = ", ".join(group.mdm_group_name for group in missing)
-            run.error = f"selected groups no longer in the MDM: {names}; nothing was removed"
+            problems.append(f"selected groups no longer in the MDM: {names}")
         if fetch_error is not None:
-            run.error = f"fetch incomplete ({fetch_error}); nothing was removed"
+            problems.append(f"fetch incomplete: {fetch_error}")
+        if problems:
+            run.error = "; ".join(problems) + "; nothing was removed"
         return complete
 
     def _rename_groups(self, groups: list[ConsoleGroup], by_id: dict) -> None:
@@ -227,6 +235,8 @@ class SyncEngine:
 
         if batch:
             writer.write(batch, run, state)
+        # Totals count a device once per group it is in; the finished bar shows 100 %.
+        state.totals = {"": len(state.assigned)}
         self._heartbeat(run, state, force=True)
 
     def _place(self, record, by_mdm_id: dict, state: _State) -> ConsoleGroup | None:
@@ -273,10 +283,10 @@ class SyncEngine:
 
     def _sweep(self, state: _State) -> int:
         """Tombstones the devices of this integration that no selected group holds now."""
-        present = Device.objects.filter(integration=self.integration).exclude(
-            state=Device.REMOVED
-        )
-        gone = [pk for pk, mdm_id in present.values_list("pk", "mdm_id") if mdm_id not in state.assigned]
+        present = Device.objects.filter(integration=self.integration).exclude(state=Device.REMOVED)
+        gone = [
+            pk for pk, mdm_id in present.values_list("pk", "mdm_id") if mdm_id not in state.assigned
+        ]
         if not gone:
             return 0
 
@@ -690,3 +700,34 @@ DEVICE_SYNC_FIELDS = [
     "removed_at",
 ]
 
+
+def sync_one_device(
+    integration: Integration, connector: Connector, record: DeviceRecord
+) -> Device | None:
+    """Ad-hoc sync of one device the MDM just reported (an unknown device activating).
+
+    Places it like a full sync would: the highest selected group among `record.groups`.
+    Returns None when the MDM doesn't hold it active in any selected group.
+    """
+    groups = {group.mdm_group_id: group for group in integration.selected_groups()}
+    candidates = [groups[mdm_group] for mdm_group in record.groups if mdm_group in groups]
+    if not record.active or not candidates or not integration.sync_users:
+        return None
+
+    group = min(candidates, key=lambda g: g.priority)
+    # Recorded as its own run, never "running": it must not block or be blocked by a
+    # full sync of the same integration, which writes the same rows idempotently.
+    run = SyncRun.objects.create(
+        integration=integration,
+        trigger=SyncRun.ADHOC,
+        status=SyncRun.FAILED,
+        started_at=timezone.now(),
+        error="interrupted",
+    )
+    engine = SyncEngine(integration, connector)
+    _BatchWriter(engine, groups).write([(record, group)], run, _State())
+    run.status = SyncRun.DONE
+    run.error = ""
+    run.finished_at = timezone.now()
+    run.save()
+    return Device.objects.get(integration=integration, mdm_id=record.mdm_id)

@@ -5,41 +5,35 @@ group it is in, writes what changed in bulk a page at a time, and only when ever
 was fetched completely removes the devices that are no longer in any of them.
 """
 
-import hashlib
 import logging
+import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from bastion import crypto
 from bastion.inventory.models import (
-    App,
     ConsoleGroup,
     Device,
-    DeviceApp,
-    DeviceProfile,
     DeviceUser,
-    Profile,
 )
-from bastion.inventory.signals import device_tombstoned, devices_added, devices_moved
+from bastion.inventory.signals import device_tombstoned
 from bastion.mdm.connectors.base import (
     Connector,
     DeviceRecord,
     Forbidden,
     MdmError,
-    NotFound,
     SkippedRecord,
     Unauthorized,
 )
 from bastion.mdm.models import Integration, SyncRun
 from bastion.mdm.targets import learn_targets
+from bastion.mdm.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -214,11 +208,12 @@ class SyncEngine:
 
     def _fetch_and_write(self, run: SyncRun, groups: list[ConsoleGroup], state: _State) -> None:
         by_mdm_id = {group.mdm_group_id: group for group in groups}
-        writer = _BatchWriter(self, by_mdm_id)
+        writer = BatchWriter(self, by_mdm_id)
         batch: list[tuple[DeviceRecord, ConsoleGroup]] = []
         known_counts = {group.mdm_group_id: 0 for group in groups}
 
-        for page in self.connector.iter_devices(self.space, [g.mdm_group_id for g in groups]):
+        pages = self.connector.iter_devices(self.space, [g.mdm_group_id for g in groups])
+        for page in prefetch(pages):
             if page.total is not None:
                 state.totals[page.key] = page.total
             for record in page.records:
@@ -307,18 +302,21 @@ class SyncEngine:
             group.priority: group.pk for group in self.integration.selected_groups()
         }
         keys = list(state.user_best)
+        moves: dict[int, list[int]] = {}
         for start in range(0, len(keys), BATCH_SIZE):
             chunk = keys[start : start + BATCH_SIZE]
-            users = DeviceUser.objects.filter(tenant=self.tenant, user_key__in=chunk).only(
-                "pk", "user_key", "group_id"
-            )
-            changed = []
-            for user in users:
-                group_id = group_by_priority.get(state.user_best[user.user_key])
-                if group_id and user.group_id != group_id:
-                    user.group_id = group_id
-                    changed.append(user)
-            DeviceUser.objects.bulk_update(changed, ["group"], batch_size=BATCH_SIZE)
+            rows = DeviceUser.objects.filter(tenant=self.tenant, user_key__in=chunk)
+            for key, pk, current in rows.values_list("user_key", "pk", "group_id"):
+                wanted = group_by_priority.get(state.user_best[key])
+                if wanted and current != wanted:
+                    moves.setdefault(wanted, []).append(pk)
+
+        # One UPDATE per group and chunk: far cheaper than a per-row CASE.
+        for group_id, pks in moves.items():
+            for start in range(0, len(pks), BATCH_SIZE):
+                DeviceUser.objects.filter(pk__in=pks[start : start + BATCH_SIZE]).update(
+                    group_id=group_id
+                )
 
     def _finish(self, run: SyncRun, status: str, integration_status: str, error: str) -> None:
         now = timezone.now()
@@ -347,6 +345,47 @@ class SyncEngine:
         )
 
 
+def prefetch(iterator, depth: int = 3):
+    """Yields from `iterator` while a thread fetches the next items.
+
+    The MDM's next page is on its way while this page is written, so a sync costs little
+    more than the fetch itself. Errors in the fetching thread are raised here; stopping
+    early stops the thread.
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        items.put(("item", item), timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(("done", done))
+        except BaseException as error:  # handed to the consumer, which decides
+            items.put(("error", error))
+
+    thread = threading.Thread(target=produce, name="sync-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 def console_group_name(mdm_name: str, group_name: str) -> str:
     return f"{mdm_name}{' / '}{group_name}"
 
@@ -354,351 +393,6 @@ def console_group_name(mdm_name: str, group_name: str) -> str:
 def devices_removed(device_ids: list[int]) -> None:
     """Runs inside the transaction that tombstones devices: ends what they were given."""
     device_tombstoned.send(sender=Device, device_ids=device_ids)
-
-
-def fingerprint(record: DeviceRecord, group_id: int, user_key: str, hashes: tuple) -> str:
-    parts = (
-        record.platform,
-        record.os_version,
-        record.model,
-        record.manufacturer,
-        record.name,
-        record.guid,
-        hashes[0],
-        hashes[1],
-        record.last_checkin.isoformat() if record.last_checkin else "",
-        user_key,
-        str(group_id),
-    )
-    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
-
-
-class _BatchWriter:
-    """Writes one batch of placed records: users, devices, then apps and profiles."""
-
-    def __init__(self, engine: SyncEngine, groups: dict[str, ConsoleGroup]):
-        self.engine = engine
-        self.integration = engine.integration
-        self.tenant = engine.tenant
-        self.connector = engine.connector
-        self.groups = groups
-        self.anonymous = self.tenant.anonymous_users
-        self.password_hash = self.integration.synced_password_hash or make_password(
-            self.tenant.default_synced_password()
-        )
-        self.apps_available = True
-        self.profiles_available = self.integration.kind == Integration.CORE
-
-    def write(self, batch: list[tuple[DeviceRecord, ConsoleGroup]], run: SyncRun, state) -> None:
-        user_keys = self._write_users(batch, run, state)
-        with transaction.atomic():
-            fetch = self._write_devices(batch, user_keys, run)
-        if fetch:
-            self._write_apps(fetch, run)
-            self._write_profiles(fetch, run)
-
-    def _write_users(self, batch, run: SyncRun, state) -> dict[str, str]:
-        """Creates and updates the batch's users; returns mdm_id -> user_key."""
-        wanted = {}
-        keys_by_device = {}
-        for record, group in batch:
-            user = record.user
-            if user is None:
-                continue
-            key = crypto.identity_hash(user.uid or user.email)
-            if not key:
-                continue
-            keys_by_device[record.mdm_id] = key
-            wanted[key] = user
-            best = state.user_best.get(key)
-            if best is None or group.priority < best:
-                state.user_best[key] = group.priority
-
-        existing = {
-            user.user_key: user
-            for user in DeviceUser.objects.filter(tenant=self.tenant, user_key__in=list(wanted))
-        }
-        create, update = [], []
-        for key, record in wanted.items():
-            fields = self._user_fields(record)
-            user = existing.get(key)
-            if user is None:
-                create.append(DeviceUser(tenant=self.tenant, user_key=key, **fields))
-                continue
-            if any(getattr(user, name) != value for name, value in fields.items()):
-                for name, value in fields.items():
-                    setattr(user, name, value)
-                update.append(user)
-
-        DeviceUser.objects.bulk_create(create, batch_size=BATCH_SIZE, ignore_conflicts=True)
-        DeviceUser.objects.bulk_update(update, list(self._user_fields(None)), batch_size=BATCH_SIZE)
-        run.users_added += len(create)
-        return keys_by_device
-
-    def _user_fields(self, record) -> dict:
-        if record is None:
-            return dict.fromkeys(
-                ["email", "first_name", "last_name", "display_name", "password_hash", "masked"]
-            )
-        masked = self.integration.mask_users
-        if self.anonymous:
-            return {
-                "email": "",
-                "first_name": "",
-                "last_name": "",
-                "display_name": "",
-                "password_hash": self.password_hash,
-                "masked": masked,
-            }
-        return {
-            "email": record.email,
-            "first_name": record.first_name,
-            "last_name": record.last_name,
-            "display_name": record.display_name,
-            "password_hash": self.password_hash,
-            "masked": masked,
-        }
-
-    def _write_devices(self, batch, user_keys: dict[str, str], run: SyncRun) -> list:
-        """Upserts the batch's devices; returns (device, record) pairs whose apps are due."""
-        ids = [record.mdm_id for record, _ in batch]
-        existing = {
-            device.mdm_id: device
-            for device in Device.objects.filter(integration=self.integration, mdm_id__in=ids)
-        }
-        reenrolled = self._reenrolled(batch, existing)
-        users = {
-            user.user_key: user.pk
-            for user in DeviceUser.objects.filter(
-                tenant=self.tenant, user_key__in=set(user_keys.values())
-            ).only("pk", "user_key")
-        }
-
-        now = timezone.now()
-        create, update, due = [], [], []
-        restored_ids, moves = [], []
-        for record, group in batch:
-            hashes = (crypto.identity_hash(record.serial), crypto.identity_hash(record.udid))
-            user_key = user_keys.get(record.mdm_id, "")
-            print_ = fingerprint(record, group.pk, user_key, hashes)
-            device = existing.get(record.mdm_id) or reenrolled.get(record.mdm_id)
-            run.seen += 1
-
-            if device is None:
-                device = Device(
-                    tenant=self.tenant,
-                    integration=self.integration,
-                    mdm_id=record.mdm_id,
-                    state=Device.WAITING,
-                    created_at=now,
-                )
-                self._apply(device, record, group, users.get(user_key), hashes, print_, now)
-                create.append(device)
-                run.added += 1
-                due.append((device, record))
-                continue
-
-            restored = device.state == Device.REMOVED
-            moved = device.group_id != group.pk
-            if device.fingerprint == print_ and device.mdm_id == record.mdm_id and not restored:
-                if self._apps_due(device, record):
-                    due.append((device, record))
-                continue
-
-            device.mdm_id = record.mdm_id
-            if restored:
-                device.state = Device.WAITING
-                device.removed_at = None
-                restored_ids.append(device.pk)
-                run.added += 1
-            elif moved:
-                moves.append((device.pk, device.group_id, group.pk))
-                run.moved += 1
-            else:
-                run.updated += 1
-            self._apply(device, record, group, users.get(user_key), hashes, print_, now)
-            update.append(device)
-            if self._apps_due(device, record):
-                due.append((device, record))
-
-        Device.objects.bulk_create(create, batch_size=BATCH_SIZE)
-        Device.objects.bulk_update(update, DEVICE_SYNC_FIELDS, batch_size=BATCH_SIZE)
-        if create or restored_ids:
-            added = [device.pk for device in create] + restored_ids
-            devices_added.send(sender=Device, integration=self.integration, device_ids=added)
-        if moves:
-            devices_moved.send(sender=Device, moves=moves)
-        return due
-
-    def _reenrolled(self, batch, existing: dict) -> dict:
-        """Old records of devices that re-enrolled under a new MDM id (same serial or UDID)."""
-        new = [record for record, _ in batch if record.mdm_id not in existing]
-        serials = {crypto.identity_hash(r.serial): r for r in new if r.serial}
-        udids = {crypto.identity_hash(r.udid): r for r in new if r.udid}
-        if not serials and not udids:
-            return {}
-
-        matches = Device.objects.filter(integration=self.integration).filter(
-            Q(serial_hash__in=list(serials)) | Q(udid_hash__in=list(udids))
-        )
-        found = {}
-        batch_ids = {record.mdm_id for record, _ in batch}
-        for device in matches:
-            if device.mdm_id in batch_ids:
-                continue  # the old id is itself still enrolled: two devices, not one
-            record = serials.get(device.serial_hash) or udids.get(device.udid_hash)
-            if record is not None and record.mdm_id not in found:
-                found[record.mdm_id] = device
-        return found
-
-    @staticmethod
-    def _apply(device, record, group, user_id, hashes, print_, now) -> None:
-        device.group = group
-        device.user_id = user_id
-        device.platform = record.platform
-        device.os_version = record.os_version
-        device.model = record.model
-        device.manufacturer = record.manufacturer
-        device.name = record.name
-        device.guid = record.guid
-        device.serial_hash, device.udid_hash = hashes
-        device.last_checkin = record.last_checkin
-        device.fingerprint = print_
-        device.synced_at = now
-
-    @staticmethod
-    def _apps_due(device: Device, record: DeviceRecord) -> bool:
-        if device.apps_checkin is None:
-            return True
-        return record.last_checkin is not None and record.last_checkin > device.apps_checkin
-
-    def _write_apps(self, due: list, run: SyncRun) -> None:
-        if not self.apps_available:
-            return
-        try:
-            found = self.connector.fetch_apps(self.engine.space, [record for _, record in due])
-        except MdmError as error:
-            # Apps are worth having, not worth failing the inventory for.
-            self.apps_available = False
-            run.messages = run.messages + [f"apps not fetched: {error}"]
-            return
-
-        self._replace_installs(
-            due,
-            found,
-            model=App,
-            link=DeviceApp,
-            link_field="app",
-            extra=lambda item: {"version": item.version[:128]},
-            fields=lambda item: {"name": item.name[:255]},
-        )
-        now_checkins = []
-        for device, record in due:
-            device.apps_checkin = record.last_checkin or timezone.now()
-            now_checkins.append(device)
-        Device.objects.bulk_update(now_checkins, ["apps_checkin"], batch_size=BATCH_SIZE)
-
-    def _write_profiles(self, due: list, run: SyncRun) -> None:
-        ios = [(device, record) for device, record in due if record.platform == Device.IOS]
-        if not self.profiles_available or not ios:
-            return
-        try:
-            found = self.connector.fetch_profiles(self.engine.space, [record for _, record in ios])
-        except (NotFound, Forbidden) as error:
-            self.profiles_available = False
-            reason = f"profiles unavailable: {error}"
-            self.integration.profiles_unavailable = reason[:500]
-            run.messages = run.messages + [reason]
-            return
-        except MdmError as error:
-            self.profiles_available = False
-            run.messages = run.messages + [f"profiles not fetched: {error}"]
-            return
-
-        self.integration.profiles_unavailable = ""
-        self._replace_installs(
-            ios,
-            found,
-            model=Profile,
-            link=DeviceProfile,
-            link_field="profile",
-            extra=lambda item: {"installed_by_mdm": item.managed},
-            fields=lambda item: {
-                "name": item.name[:255],
-                "organization": item.organization[:255],
-                "managed": item.managed,
-                "status": Profile.TRUSTED if item.managed else Profile.SUSPICIOUS,
-            },
-        )
-
-    def _replace_installs(self, due, found, *, model, link, link_field, extra, fields) -> None:
-        """Makes the installs of the fetched devices exactly what the MDM reported."""
-        fetched = [(device, found.get(record.mdm_id, [])) for device, record in due]
-        catalogue = {}
-        for device, items in fetched:
-            for item in items:
-                catalogue[(device.platform, item.identifier[:255])] = item
-
-        keyed_by_platform = model is App
-        known = self._catalogue_ids(model, catalogue, keyed_by_platform, fields)
-        with transaction.atomic():
-            link.objects.filter(device__in=[device for device, _ in fetched]).delete()
-            rows = []
-            for device, items in fetched:
-                seen = set()
-                for item in items:
-                    key = (device.platform, item.identifier[:255])
-                    target = known.get(key if keyed_by_platform else key[1])
-                    if target is None or target in seen:
-                        continue
-                    seen.add(target)
-                    rows.append(link(device=device, **{f"{link_field}_id": target}, **extra(item)))
-            link.objects.bulk_create(rows, batch_size=BATCH_SIZE)
-
-    def _catalogue_ids(self, model, catalogue, keyed_by_platform, fields) -> dict:
-        identifiers = {identifier for _, identifier in catalogue}
-
-        def load() -> dict:
-            query = model.objects.filter(tenant=self.tenant, identifier__in=identifiers)
-            if keyed_by_platform:
-                rows = query.values_list("platform", "identifier", "pk")
-                return {(platform, ident): pk for platform, ident, pk in rows}
-            return dict(query.values_list("identifier", "pk"))
-
-        known = load()
-        create = []
-        for (platform, identifier), item in catalogue.items():
-            key = (platform, identifier) if keyed_by_platform else identifier
-            if key in known:
-                continue
-            extra = {"platform": platform} if keyed_by_platform else {}
-            create.append(model(tenant=self.tenant, identifier=identifier, **extra, **fields(item)))
-            known[key] = None
-        if create:
-            # ignore_conflicts: a concurrent sync of another integration may add the same app.
-            model.objects.bulk_create(create, batch_size=BATCH_SIZE, ignore_conflicts=True)
-            known = load()
-        return known
-
-
-DEVICE_SYNC_FIELDS = [
-    "mdm_id",
-    "group",
-    "user",
-    "platform",
-    "os_version",
-    "model",
-    "manufacturer",
-    "name",
-    "guid",
-    "serial_hash",
-    "udid_hash",
-    "last_checkin",
-    "fingerprint",
-    "synced_at",
-    "state",
-    "removed_at",
-]
 
 
 def sync_one_device(
@@ -725,7 +419,7 @@ def sync_one_device(
         error="interrupted",
     )
     engine = SyncEngine(integration, connector)
-    _BatchWriter(engine, groups).write([(record, group)], run, _State())
+    BatchWriter(engine, groups).write([(record, group)], run, _State())
     run.status = SyncRun.DONE
     run.error = ""
     run.finished_at = timezone.now()

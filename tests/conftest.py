@@ -8,23 +8,27 @@ labels are Executives > Sales > Engineering, and a Cloud whose selected device g
 import pytest
 
 from bastion.mdm.connectors.base import MdmGroup
-from bastion.mdm.services import IntegrationSettings, create_integration
-from bastion.tenancy.services import create_tenant
 from emulators.mobileiron import fleet as fleets
 from emulators.mobileiron.server import start_emulator
+
+# Django-dependent imports stay inside the fixtures, so the emulator's and connectors'
+# own tests can run without Django (`-p no:django`).
 
 CORE_LABELS = ["Executives", "Sales", "Engineering"]
 CLOUD_GROUPS = ["Executives", "Sales Team", "iOS Devices"]
 
 
 @pytest.fixture(autouse=True)
-def _allow_http_mdm(settings):
+def _allow_http_mdm(request):
     # The emulator speaks plain http on loopback; production refuses http by default.
-    settings.BASTION_ALLOW_HTTP_MDM = True
+    if request.config.pluginmanager.hasplugin("django"):
+        request.getfixturevalue("settings").BASTION_ALLOW_HTTP_MDM = True
 
 
 @pytest.fixture
 def tenant(db):
+    from bastion.tenancy.services import create_tenant
+
     return create_tenant("Acme Mobile")
 
 
@@ -67,6 +71,8 @@ def default_cloud_space(handle) -> int:
 
 
 def add_integration(tenant, handle, product: str, names: list[str], **overrides):
+    from bastion.mdm.services import IntegrationSettings, create_integration
+
     username = "admin" if product == "core" else "admin@acme.example"
     space = ""
     if product == "cloud":

@@ -1,0 +1,1 @@
+"""Stand-ins for the systems Bastion talks to (MDM servers, device agents) in tests."""

@@ -465,18 +465,30 @@ def mdm_groups(name, tenant_name, as_json):
 @click.argument("name")
 @click.option("--tenant", "tenant_name")
 @click.option("--yes", is_flag=True, help="Don't ask for confirmation.")
-def mdm_remove(name, tenant_name, yes):
+@click.option(
+    "--undo-actions/--leave-actions",
+    default=None,
+    help="Undo the labels, attributes Bastion applied through this MDM, or leave them.",
+)
+def mdm_remove(name, tenant_name, yes, undo_actions):
     """Remove an integration; its devices leave the inventory, their threat history stays."""
     migrate()
     from bastion.mdm.services import remove_integration
 
     integration = find_integration(name, tenant_name)
     devices = integration.devices.exclude(state="removed").count()
+    if undo_actions is None and not yes:
+        undo_actions = click.confirm(
+            "Undo the MDM actions Bastion applied to these devices (labels, attributes)?",
+            default=integration.undo_actions_on_removal,
+        )
     if not yes:
         click.confirm(
-            f"Remove {integration.name}? {devices} device(s) leave the inventory", abort=True
+            f"Remove {integration.name}? {devices} device(s) leave the inventory, their "
+            "threat history stays",
+            abort=True,
         )
-    remove_integration(integration)
+    remove_integration(integration, undo_actions=undo_actions)
     click.echo(f"Removed {name}")
 
 

@@ -101,7 +101,9 @@ def create_integration(
         space_id=values.space_id,
         space_name=values.space_name,
         sync_users=values.sync_users,
-        synced_password_hash=make_password(values.synced_password) if values.synced_password else "",
+        synced_password_hash=make_password(values.synced_password)
+        if values.synced_password
+        else "",
         mask_users=values.mask_users,
         email_ios=values.email_ios and not tenant.anonymous_users,
         email_android=values.email_android and not tenant.anonymous_users,
@@ -163,7 +165,9 @@ def resolve_groups(listed: list[MdmGroup], wanted: list[str]) -> list[MdmGroup]:
 def resolve_space(connector: Connector, wanted: str) -> tuple[str, str]:
     spaces = connector.list_spaces()
     if not wanted:
-        default = next((space for space in spaces if space.is_default), spaces[0] if spaces else None)
+        default = next(
+            (space for space in spaces if space.is_default), spaces[0] if spaces else None
+        )
         if default is None:
             raise InvalidInput("space", "the MDM lists no space this account can use")
         return default.id, default.name
@@ -175,14 +179,24 @@ def resolve_space(connector: Connector, wanted: str) -> tuple[str, str]:
 
 
 @transaction.atomic
-def remove_integration(integration: Integration) -> int:
-    """Removes an integration; its devices stay as tombstones so their history stays."""
+def remove_integration(integration: Integration, undo_actions: bool | None = None) -> int:
+    """Removes an integration; its devices stay as tombstones so their history stays.
+
+    `undo_actions` says whether the MDM actions Bastion applied to its devices are undone
+    first; None keeps the integration's own setting.
+    """
+    if undo_actions is not None:
+        integration.undo_actions_on_removal = undo_actions
     from django.utils import timezone
 
     from bastion.inventory.models import Device
     from bastion.mdm.sync import devices_removed
+    from bastion.threats.services import settle_device_actions
 
     ids = list(integration.devices.exclude(state=Device.REMOVED).values_list("pk", flat=True))
+    # Undo (or leave) what the MDM was told to do while the integration still exists to
+    # deliver the undo: once it is deleted there is no MDM to call.
+    settle_device_actions(ids, undo=integration.undo_actions_on_removal, deliver_now=True)
     Device.objects.filter(pk__in=ids).update(state=Device.REMOVED, removed_at=timezone.now())
     devices_removed(ids)
     integration.groups.update(priority=None)

@@ -49,7 +49,9 @@ def learn_targets(integration: Integration, listed: list[MdmGroup], selected: se
 
     with transaction.atomic():
         ActionTarget.objects.bulk_create(create)
-        ActionTarget.objects.bulk_update(update, ["name", "attribute", "blocker", "present", "seen_at"])
+        ActionTarget.objects.bulk_update(
+            update, ["name", "attribute", "blocker", "present", "seen_at"]
+        )
         ActionTarget.objects.filter(pk__in=[t.pk for t in existing.values()]).update(
             present=False, blocker="no longer in the MDM"
         )

@@ -49,9 +49,7 @@ def enqueue_due_syncs() -> int:
     waits for an administrator instead of hammering the MDM.
     """
     now = timezone.now()
-    due = Integration.objects.filter(next_sync_at__lte=now).exclude(
-        status=Integration.AUTH_FAILED
-    )
+    due = Integration.objects.filter(next_sync_at__lte=now).exclude(status=Integration.AUTH_FAILED)
     count = 0
     for integration in due.only("pk", "next_sync_at", "sync_interval_minutes"):
         next_at = now + timedelta(minutes=integration.sync_interval_minutes)

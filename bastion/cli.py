@@ -160,11 +160,12 @@ def run(bind):
     wait_for(processes)
 
 
-def _web_argv(bind: str, workers: int) -> list[str]:
-    return [
+def _web_argv(bind: str, workers: int, access_log: bool = True) -> list[str]:
+    argv = [
         sys.executable, "-m", "gunicorn", "bastion.wsgi:application",
-        "--bind", bind, "--workers", str(workers), "--access-logfile", "-",
+        "--bind", bind, "--workers", str(workers), "--log-level", "warning",
     ]  # fmt: skip
+    return argv + (["--access-logfile", "-"] if access_log else [])
 
 
 def _worker_argv(concurrency: int) -> list[str]:
@@ -183,13 +184,17 @@ def _scheduler_argv() -> list[str]:
     ]  # fmt: skip
 
 
-def start_processes(bind: str) -> list[subprocess.Popen]:
+def start_processes(
+    bind: str, scheduler: bool = True, access_log: bool = True
+) -> list[subprocess.Popen]:
     setup_django()
-    return [
-        subprocess.Popen(_web_argv(bind, 2)),
+    processes = [
+        subprocess.Popen(_web_argv(bind, 2, access_log)),
         subprocess.Popen(_worker_argv(2)),
-        subprocess.Popen(_scheduler_argv()),
     ]
+    if scheduler:
+        processes.append(subprocess.Popen(_scheduler_argv()))
+    return processes
 
 
 def wait_for(processes: list[subprocess.Popen]) -> None:

@@ -15,6 +15,11 @@ CLOUD_GROUPS = ["Executives", "Sales Team", "iOS Devices"]
 def run_demo(once: bool, devices: int, bind: str) -> None:
     # The emulator speaks plain http on loopback; real MDMs stay https-only.
     os.environ["BASTION_ALLOW_HTTP_MDM"] = "true"
+    if once:
+        bind = f"127.0.0.1:{free_port()}"
+    base_url = f"http://{bind}"
+    # Links, files and emails point at the web server this demo starts.
+    os.environ.setdefault("BASTION_PUBLIC_URL", base_url)
     from bastion.cli import migrate, run_sync, start_processes, wait_for
 
     migrate()
@@ -37,16 +42,59 @@ def run_demo(once: bool, devices: int, bind: str) -> None:
         for run in failed:
             click.echo(f"{run.integration.name}: {run.get_status_display()} {run.error}", err=True)
 
-        click.echo(next_steps(password, bind, once))
         if failed:
             sys.exit(1)
-        if once:
-            return
 
-        processes = start_processes(bind)
-        wait_for(processes)
+        processes = start_processes(bind, scheduler=not once, access_log=False)
+        try:
+            wait_for_web(base_url, processes)
+            from bastion.demo_scenes import play
+
+            play(tenant, core, cloud, emulator, base_url)
+            click.echo(next_steps(password, bind, once))
+            if not once:
+                wait_for(processes)
+        finally:
+            stop(processes)
     finally:
         emulator.stop()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_web(base_url: str, processes, timeout: float = 60.0) -> None:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(process.poll() is not None for process in processes):
+            raise click.ClickException("a Bastion process stopped while starting")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise click.ClickException(f"the web server did not answer at {base_url}")
+
+
+def stop(processes) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except Exception:
+            process.kill()
 
 
 def demo_tenant():

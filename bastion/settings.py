@@ -40,6 +40,16 @@ BASTION_MDM_CA_BUNDLE = env_str("BASTION_MDM_CA_BUNDLE")
 BASTION_MDM_TIMEOUT = env_int("BASTION_MDM_TIMEOUT", 30, minimum=1)
 BASTION_SYNC_INTERVAL_MINUTES = env_int("BASTION_SYNC_INTERVAL_MINUTES", 240, minimum=5)
 
+# Agents and the device API.
+BASTION_AGENT_BUNDLE_ID = env_str("BASTION_AGENT_BUNDLE_ID", "org.bastion-mtd.agent")
+BASTION_DEVICE_RATE_LIMIT = env_int("BASTION_DEVICE_RATE_LIMIT", 120, minimum=1)
+BASTION_ADHOC_SYNCS_PER_MINUTE = env_int("BASTION_ADHOC_SYNCS_PER_MINUTE", 20, minimum=1)
+BASTION_ADHOC_TIMEOUT = env_int("BASTION_ADHOC_TIMEOUT", 5, minimum=1)
+BASTION_ACTION_CLAIM_SECONDS = env_int("BASTION_ACTION_CLAIM_SECONDS", 300, minimum=30)
+BASTION_THREAT_NOTIFY_WINDOW_MINUTES = env_int(
+    "BASTION_THREAT_NOTIFY_WINDOW_MINUTES", 60, minimum=1
+)
+
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -57,12 +67,15 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves the console's own assets: it must work on a closed network, without a CDN.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "bastion.console.middleware.ContentSecurityPolicy",
 ]
 
 ROOT_URLCONF = "bastion.urls"
@@ -96,8 +109,7 @@ def _database() -> dict:
                 "timeout": 30,
                 "transaction_mode": "IMMEDIATE",
                 "init_command": (
-                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                    "PRAGMA foreign_keys=ON;"
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
                 ),
             },
         }
@@ -129,21 +141,35 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+# Embedded mode runs no collectstatic: the assets are found in the apps' folders.
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+LOGIN_URL = "console:login"
+LOGIN_REDIRECT_URL = "console:dashboard"
+SESSION_COOKIE_AGE = env_int("BASTION_SESSION_HOURS", 12, minimum=1) * 3600
+SESSION_COOKIE_SECURE = BASTION_PUBLIC_URL.startswith("https:")
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_SAMESITE = "Lax"
+# Console sign-in: this many failures for one account or from one address lock it out.
+BASTION_LOGIN_MAX_FAILURES = env_int("BASTION_LOGIN_MAX_FAILURES", 5, minimum=1)
+BASTION_LOGIN_LOCKOUT_MINUTES = env_int("BASTION_LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
 
 
 def _broker() -> tuple[str, dict]:
     url = env_str("BASTION_BROKER_URL")
     if url is None:
         queue = DATA_DIR / "broker"
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (queue / sub).mkdir(parents=True, exist_ok=True)
         options = {
             "data_folder_in": str(queue / "queue"),
             "data_folder_out": str(queue / "queue"),
             "processed_folder": str(queue / "processed"),
+            "control_folder": str(queue / "control"),
             "store_processed": False,
         }
-        return "filesystem://", options
+        return "filesystem://localhost/", options
 
     scheme = urlsplit(url).scheme
     if scheme not in {"redis", "rediss", "amqp", "amqps", "filesystem", "memory"}:

@@ -33,6 +33,28 @@ def credential_from_activation(answer: dict) -> str:
     return value
 
 
+def activate(base_url: str, payload: dict, *, timeout: float = 20.0) -> tuple[int, dict]:
+    """Asks Bastion to activate a device; returns the status and the answer.
+
+    `payload` is what the agent was given: {"token", "mdm_id"} from an activation link,
+    {"activation_code", "mdm_id"} from an MTD code, or the managed app config
+    ({"uuid" or "MDMDeviceID", "tenantid", "defaultchannel"}). 200 carries the
+    credential; 202 means an administrator must approve a re-activation first, and
+    {"request_id", "pickup_token"} collect it later with `pickup`.
+    """
+    url = base_url.rstrip("/") + API_PATH + "/activate"
+    response = httpx.post(url, json=payload, timeout=timeout)
+    return response.status_code, Agent._json(response)
+
+
+def pickup(base_url: str, request_id, pickup_token: str, *, timeout: float = 10.0):
+    """Collects the credential of an approved re-activation; returns status and answer."""
+    url = base_url.rstrip("/") + API_PATH + "/activate/pickup"
+    body = {"request_id": request_id, "pickup_token": pickup_token}
+    response = httpx.post(url, json=body, timeout=timeout)
+    return response.status_code, Agent._json(response)
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 

@@ -1,4 +1,4 @@
-"""Users, apps, iOS profiles and OS versions across the tenant's devices."""
+"""Users and OS versions across the tenant's devices."""
 
 from django import forms
 from django.contrib import messages
@@ -14,7 +14,7 @@ from bastion.console.views.base import (
     query_without_page,
     version_key,
 )
-from bastion.inventory.models import App, Device, DeviceUser, Profile
+from bastion.inventory.models import Device, DeviceUser
 
 
 @console_view
@@ -36,48 +36,6 @@ def user_list(request):
         )
     context = {"page": paginate(request, users), "query": query_without_page(request), "q": search}
     return render(request, "console/users.html", context)
-
-
-@console_view
-def app_list(request):
-    apps = App.objects.filter(tenant=request.tenant).annotate(
-        device_count=Count("installations", filter=~Q(installations__device__state=Device.REMOVED))
-    )
-    platform = request.GET.get("platform", "")
-    if platform in dict(Device.PLATFORMS):
-        apps = apps.filter(platform=platform)
-    search = request.GET.get("q", "").strip()[:100]
-    if search:
-        apps = apps.filter(Q(name__icontains=search) | Q(identifier__icontains=search))
-    apps = apps.order_by("-device_count", "name", "pk")
-    context = {
-        "page": paginate(request, apps),
-        "query": query_without_page(request),
-        "platforms": Device.PLATFORMS,
-        "filters": {"platform": platform, "q": search},
-    }
-    return render(request, "console/apps.html", context)
-
-
-@console_view
-def profile_list(request):
-    profiles = Profile.objects.filter(tenant=request.tenant).annotate(
-        device_count=Count("installations", filter=~Q(installations__device__state=Device.REMOVED))
-    )
-    status = request.GET.get("status", "")
-    if status in dict(Profile.STATUSES):
-        profiles = profiles.filter(status=status)
-    kind = request.GET.get("type", "")
-    if kind in ("managed", "unmanaged"):
-        profiles = profiles.filter(managed=kind == "managed")
-    profiles = profiles.order_by("name", "pk")
-    context = {
-        "page": paginate(request, profiles),
-        "query": query_without_page(request),
-        "statuses": Profile.STATUSES,
-        "filters": {"status": status, "type": kind},
-    }
-    return render(request, "console/profiles.html", context)
 
 
 class MinimumForm(forms.Form):

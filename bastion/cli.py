@@ -44,6 +44,12 @@ def migrate(quiet: bool = True, explicit: bool = False) -> None:
         call_command("migrate", interactive=False, verbosity=0 if quiet else 1)
 
 
+def record_cli(tenant, action: str, object_type: str = "", object_id="", **detail) -> None:
+    from bastion.security.audit import record_cli as record
+
+    record(tenant, action, object_type, object_id, **detail)
+
+
 def emit(data, as_json: bool, text: str | None = None) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
@@ -222,19 +228,12 @@ def wait_for(processes: list[subprocess.Popen]) -> None:
 def rotate_secrets():
     """Re-encrypt stored secrets with the first key of BASTION_ENCRYPTION_KEYS."""
     migrate()
-    from bastion.crypto import rotate
-    from bastion.mdm.models import Integration
+    from bastion.security.secrets import RotationError, rotate_all
 
-    count = 0
-    for integration in Integration.objects.only("pk", "password_encrypted"):
-        try:
-            integration.password_encrypted = rotate(integration.password_encrypted)
-        except ValueError:
-            raise click.ClickException(
-                f"integration {integration.pk}: no configured key decrypts its password"
-            ) from None
-        integration.save(update_fields=["password_encrypted"])
-        count += 1
+    try:
+        count = rotate_all()
+    except RotationError as error:
+        raise click.ClickException(str(error)) from None
     click.echo(f"Re-encrypted {count} secret(s) with the newest key")
 
 
@@ -259,6 +258,7 @@ def tenant_create(name, anonymous, as_json):
         created = create_tenant(name, anonymous_users=anonymous)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
+    record_cli(created, "tenant.create", "tenant", created.pk, anonymous=anonymous)
     data = {"name": created.name, "tenant_id": created.tenant_id, "anonymous": anonymous}
     emit(data, as_json, f"Created tenant {created.name} (tenant id {created.tenant_id})")
 
@@ -294,9 +294,10 @@ def admin_create(username, tenant_name, role, password_env):
     tenant_obj = find_tenant(tenant_name)
     password = secret_input(password_env, "Password")
     try:
-        create_administrator(tenant_obj, username, password, role)
+        user = create_administrator(tenant_obj, username, password, role)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
+    record_cli(tenant_obj, "membership.set", "user", user.pk, role=role)
     click.echo(f"Created {username} ({role}) in {tenant_obj.name}")
 
 
@@ -368,6 +369,14 @@ def mdm_add(name, tenant_name, kind, url, username, password_env, space, groups,
             sync_interval_minutes=flags["interval"],
         )
         integration = create_integration(tenant_obj, values, chosen)
+        record_cli(
+            tenant_obj,
+            "integration.create",
+            "integration",
+            integration.pk,
+            kind=kind,
+            groups=[group.id for group in chosen],
+        )
     except InvalidInput as error:
         raise click.ClickException(str(error)) from None
     except MdmError as error:
@@ -493,7 +502,15 @@ def mdm_remove(name, tenant_name, yes, undo_actions):
             "threat history stays",
             abort=True,
         )
+    tenant_obj, integration_id = integration.tenant, integration.pk
     remove_integration(integration, undo_actions=undo_actions)
+    record_cli(
+        tenant_obj,
+        "integration.remove",
+        "integration",
+        integration_id,
+        undo_actions=bool(undo_actions),
+    )
     click.echo(f"Removed {name}")
 
 

@@ -20,6 +20,7 @@ from bastion.config import (
     env_url,
     secret_key,
 )
+from bastion.ops import config as ops_config
 
 DATA_DIR = data_dir()
 
@@ -63,9 +64,12 @@ INSTALLED_APPS = [
     "bastion.threats",
     "bastion.activation",
     "bastion.console",
+    "bastion.ops",
 ]
 
 MIDDLEWARE = [
+    # First, so every response carries a request id and a lost database answers 503.
+    "bastion.ops.middleware.RequestContext",
     "django.middleware.security.SecurityMiddleware",
     # Serves the console's own assets: it must work on a closed network, without a CDN.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -109,7 +113,9 @@ def _database() -> dict:
                 "timeout": 30,
                 "transaction_mode": "IMMEDIATE",
                 "init_command": (
-                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+                    # A 64 MiB page cache keeps a 100,000-device inventory's indexes in memory.
+                    "PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456;"
                 ),
             },
         }
@@ -151,6 +157,29 @@ SESSION_COOKIE_AGE = env_int("BASTION_SESSION_HOURS", 12, minimum=1) * 3600
 SESSION_COOKIE_SECURE = BASTION_PUBLIC_URL.startswith("https:")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_SAMESITE = "Lax"
+
+# Transport and browser protections (see THREAT_MODEL.md). Served over TLS, browsers are
+# told to use only https from then on, and plain http is redirected, except the probes a
+# load balancer sends before TLS is up.
+_served_over_tls = BASTION_PUBLIC_URL.startswith("https:")
+SECURE_HSTS_SECONDS = (
+    env_int("BASTION_HSTS_SECONDS", 31_536_000, minimum=0) if _served_over_tls else 0
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("BASTION_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("BASTION_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("BASTION_SSL_REDIRECT", _served_over_tls)
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$"]
+# A proxy's X-Forwarded-Proto is the client's word unless that proxy sets it: trusted only
+# when the deployment says a TLS-terminating proxy sits in front.
+if env_bool("BASTION_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+# Preload is a commitment for the whole domain that only its owner can make.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 # Console sign-in: this many failures for one account or from one address lock it out.
 BASTION_LOGIN_MAX_FAILURES = env_int("BASTION_LOGIN_MAX_FAILURES", 5, minimum=1)
 BASTION_LOGIN_LOCKOUT_MINUTES = env_int("BASTION_LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
@@ -240,3 +269,14 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("BASTION_LOG_LEVEL", "WARNING")},
 }
+
+# Operations (bastion.ops): JSON log lines with request and run ids, and metrics.
+BASTION_LOG_FORMAT = ops_config.log_format()
+if BASTION_LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {"()": "bastion.ops.logs.JsonFormatter"}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+    LOGGING["loggers"] = {"bastion.request": {"level": "INFO"}}
+    # Celery would replace the root handler with its own plain format.
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+BASTION_METRICS_DIR = ops_config.metrics_dir(DATA_DIR)
+BASTION_METRICS_TOKEN = env_str("BASTION_METRICS_TOKEN")

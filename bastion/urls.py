@@ -13,5 +13,6 @@ urlpatterns = [
     path("health", health, name="health"),
     path("api/device/v1/", device_api.urls),
     path("api/admin/v1/", admin_api.urls),
+    path("", include("bastion.ops.urls")),
     path("", include("bastion.console.urls")),
 ]

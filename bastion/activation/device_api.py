@@ -4,6 +4,7 @@ MTD activation code, and re-activate with their own credential."""
 from ninja import Field, Router, Schema
 
 from bastion.activation import engine
+from bastion.threats import ratelimit
 
 router = Router(tags=["activation"])
 
@@ -157,5 +158,12 @@ def pickup(request, payload: PickupIn):
     summary="Re-activate with the device's own credential",
 )
 def reactivate(request):
+    # Each call issues a credential: the device's request limit keeps a stolen or looping
+    # agent from minting them without end.
+    wait = ratelimit.hit(request.device.pk)
+    if wait is not None:
+        return _error(
+            engine.ActivationError(429, "rate_limited", "too many requests from this device")
+        )
     result = engine.reactivate_with_credential(request.device, ip=_source_ip(request))
     return _answer(result)

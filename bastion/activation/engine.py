@@ -225,6 +225,12 @@ def _issue(device: Device, agent_kind: str, method: str, actor: str, ip=None) ->
         source_ip=ip,
     )
     log.info("device activated device=%s method=%s revoked=%d", device.pk, method, revoked)
+
+    # The last sync may have found a flagged profile or a marked app on this device:
+    # now that an agent protects it, those threats are raised through its matrix.
+    from bastion.threats.inventory import raise_for_devices
+
+    raise_for_devices(device.tenant_id, [device.pk])
     return credential
 
 

@@ -7,6 +7,7 @@ from bastion.activation.admin_api import router as activation_router
 from bastion.api.auth import AdminBearer, AdminSession
 from bastion.mdm.admin_api import router as mdm_router
 from bastion.threats.admin_api import router as threats_router
+from bastion.threats.inventory_api import router as inventory_threats_router
 
 api = NinjaAPI(
     title="Bastion admin API",
@@ -17,4 +18,5 @@ api = NinjaAPI(
 )
 api.add_router("/", mdm_router)
 api.add_router("/", threats_router)
+api.add_router("/", inventory_threats_router)
 api.add_router("/", activation_router)

@@ -13,3 +13,10 @@ devices_added = Signal()
 # Sent inside the sync's write transaction with `moves`: a list of
 # (device_id, old_group_id, new_group_id).
 devices_moved = Signal()
+
+# Sent inside the sync's write transaction once the apps or iOS profiles of some devices
+# were replaced by what the MDM reported for them: `integration`, `kind` ("apps" or
+# "profiles"), `device_ids`, `before` [(device_id, object_id)] and `after`
+# [(device_id, object_id, version or installed_by_mdm)]. Devices the MDM's answer left out
+# are not among them: their stored inventory was kept.
+inventory_fetched = Signal()

@@ -11,6 +11,7 @@ from bastion.mdm.connectors import get_connector
 from bastion.mdm.connectors.base import Connector, MdmGroup
 from bastion.mdm.models import Integration
 from bastion.mdm.sync import console_group_name
+from bastion.ops.metrics import mdm_call_observer
 from bastion.tenancy.models import Tenant
 
 
@@ -55,6 +56,7 @@ def connector_for(integration: Integration, **options) -> Connector:
 def build_connector(kind: str, url: str, username: str, password: str, **options) -> Connector:
     options.setdefault("allow_http", settings.BASTION_ALLOW_HTTP_MDM)
     options.setdefault("timeout", settings.BASTION_MDM_TIMEOUT)
+    options.setdefault("on_response", mdm_call_observer(kind))
     if not options.get("ca_bundle"):
         options["ca_bundle"] = settings.BASTION_MDM_CA_BUNDLE
     return get_connector(kind, url, username, password, **options)

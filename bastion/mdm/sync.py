@@ -17,11 +17,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from bastion.inventory.models import (
-    ConsoleGroup,
-    Device,
-    DeviceUser,
-)
+from bastion.inventory.models import GROUP_NAME_SEPARATOR, ConsoleGroup, Device, DeviceUser
 from bastion.inventory.signals import device_tombstoned
 from bastion.mdm.connectors.base import (
     Connector,
@@ -34,6 +30,7 @@ from bastion.mdm.connectors.base import (
 from bastion.mdm.models import Integration, SyncRun
 from bastion.mdm.targets import learn_targets
 from bastion.mdm.writer import BatchWriter
+from bastion.ops.metrics import sync_finished
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +53,6 @@ class _State:
     user_best: dict[str, int] = field(default_factory=dict)  # user_key -> group priority
     skipped: Counter = field(default_factory=Counter)
     totals: dict[str, int] = field(default_factory=dict)
-    processed: int = 0
 
 
 def claim_run(
@@ -148,6 +144,7 @@ class SyncEngine:
             self.integration.pk, run.pk, run.status, time.monotonic() - started, run.seen,
             run.added, run.updated, run.moved, run.removed, run.skipped,
         )  # fmt: skip
+        sync_finished(run.status, time.monotonic() - started)
         return run
 
     # The steps of one run.
@@ -210,18 +207,15 @@ class SyncEngine:
         by_mdm_id = {group.mdm_group_id: group for group in groups}
         writer = BatchWriter(self, by_mdm_id)
         batch: list[tuple[DeviceRecord, ConsoleGroup]] = []
-        known_counts = {group.mdm_group_id: 0 for group in groups}
 
         pages = self.connector.iter_devices(self.space, [g.mdm_group_id for g in groups])
         for page in prefetch(pages):
             if page.total is not None:
                 state.totals[page.key] = page.total
             for record in page.records:
-                state.processed += 1
                 group = self._place(record, by_mdm_id, state)
                 if group is not None:
                     batch.append((record, group))
-                    known_counts[group.mdm_group_id] += 1
 
             if len(batch) >= BATCH_SIZE:
                 writer.write(batch, run, state)
@@ -387,7 +381,7 @@ def prefetch(iterator, depth: int = 3):
 
 
 def console_group_name(mdm_name: str, group_name: str) -> str:
-    return f"{mdm_name}{' / '}{group_name}"
+    return f"{mdm_name}{GROUP_NAME_SEPARATOR}{group_name}"
 
 
 def devices_removed(device_ids: list[int]) -> None:

@@ -7,6 +7,7 @@ that do change are written in bulk, and install rows with a plain multi-row inse
 
 import hashlib
 
+from django.contrib.auth.hashers import make_password
 from django.db import connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.db.models.functions import Coalesce
@@ -22,7 +23,7 @@ from bastion.inventory.models import (
     DeviceUser,
     Profile,
 )
-from bastion.inventory.signals import devices_added, devices_moved
+from bastion.inventory.signals import devices_added, devices_moved, inventory_fetched
 from bastion.mdm.connectors.base import DeviceRecord, Forbidden, MdmError, NotFound
 from bastion.mdm.models import Integration, SyncRun
 
@@ -73,8 +74,6 @@ def fingerprint(record: DeviceRecord, group_id: int, user_id, hashes: tuple) -> 
 
 class BatchWriter:
     def __init__(self, engine, groups: dict[str, ConsoleGroup]):
-        from django.contrib.auth.hashers import make_password
-
         self.engine = engine
         self.integration = engine.integration
         self.tenant = engine.tenant
@@ -83,13 +82,18 @@ class BatchWriter:
         self.groups = groups
         self.anonymous = self.tenant.anonymous_users
         self.mask = self.integration.mask_users
-        # Hashed once per sync: argon2 per user would cost minutes on a large fleet.
-        self.password_hash = self.integration.synced_password_hash or make_password(
-            self.tenant.default_synced_password()
-        )
+        self._password_hash = self.integration.synced_password_hash
         self.apps_available = True
         self.profiles_available = self.integration.kind == Integration.CORE
         self.catalogue: dict[tuple, int] = {}
+
+    @property
+    def password_hash(self) -> str:
+        """Hashed once per sync, and only when a user is created: argon2 per user would
+        cost minutes on a large fleet, and a re-sync that creates nobody needs none."""
+        if not self._password_hash:
+            self._password_hash = make_password(self.tenant.default_synced_password())
+        return self._password_hash
 
     def write(self, batch: list[tuple[DeviceRecord, ConsoleGroup]], run: SyncRun, state) -> None:
         with transaction.atomic():
@@ -265,14 +269,19 @@ class BatchWriter:
         if not serials and not udids:
             return {}
 
-        matches = (
-            Device.objects.filter(integration=self.integration)
-            .filter(Q(serial_hash__in=list(serials)) | Q(udid_hash__in=list(udids)))
-            .values_list("pk", "mdm_id", "serial_hash", "udid_hash", "state", "group_id")
+        # Filtered by integration here rather than in SQL: with the integration in the
+        # WHERE clause, SQLite walks every device of the integration instead of the two
+        # hash indexes, and a first sync of 100,000 devices turns quadratic.
+        matches = Device.objects.filter(
+            Q(serial_hash__in=list(serials)) | Q(udid_hash__in=list(udids))
+        ).values_list(
+            "pk", "mdm_id", "serial_hash", "udid_hash", "state", "group_id", "integration_id"
         )
         batch_ids = {record.mdm_id for record, _ in batch}
         found = {}
-        for pk, mdm_id, serial_hash, udid_hash, state, group_id in matches:
+        for pk, mdm_id, serial_hash, udid_hash, state, group_id, integration_id in matches:
+            if integration_id != self.integration.pk:
+                continue
             if mdm_id in batch_ids:
                 continue  # the old id is itself still enrolled: two devices, not one
             record = serials.get(serial_hash) or udids.get(udid_hash)
@@ -324,8 +333,15 @@ class BatchWriter:
         return found
 
     def _replace(self, due, found, model, link, link_column, extra) -> None:
-        """Makes the installs of the fetched devices exactly what the MDM reported."""
+        """Makes the installs of the fetched devices exactly what the MDM reported.
+
+        A device the answer leaves out keeps what was stored: a partial answer must not
+        read as "everything was uninstalled".
+        """
         keyed = model is App
+        due = [(pk, record) for pk, record in due if record.mdm_id in found]
+        if not due:
+            return
         items = {}
         for _, record in due:
             for item in found.get(record.mdm_id, ()):
@@ -345,9 +361,20 @@ class BatchWriter:
                 rows.append((pk, target, extra(item)))
 
         third = "version" if keyed else "installed_by_mdm"
+        device_ids = [pk for pk, _ in due]
         with transaction.atomic():
-            link.objects.filter(device_id__in=[pk for pk, _ in due]).delete()
+            stored = link.objects.filter(device_id__in=device_ids)
+            before = list(stored.values_list("device_id", link_column))
+            stored.delete()
             insert_rows(link, ["device_id", link_column, third], rows)
+            inventory_fetched.send(
+                sender=model,
+                integration=self.integration,
+                kind="apps" if keyed else "profiles",
+                device_ids=device_ids,
+                before=before,
+                after=rows,
+            )
 
     def _catalogue_ids(self, model, items: dict, keyed: bool) -> dict:
         """Ids of the tenant's apps or profiles by key, creating the new ones."""

@@ -6,10 +6,12 @@ class ThreatsConfig(AppConfig):
     label = "threats"
 
     def ready(self) -> None:
-        from bastion.inventory.signals import device_tombstoned, devices_moved
+        from bastion.inventory.signals import device_tombstoned, devices_moved, inventory_fetched
+        from bastion.threats.inventory import on_inventory_fetched
 
         device_tombstoned.connect(on_tombstoned, dispatch_uid="threats-tombstoned")
         devices_moved.connect(on_moved, dispatch_uid="threats-moved")
+        inventory_fetched.connect(on_inventory_fetched, dispatch_uid="threats-inventory")
 
 
 def on_tombstoned(sender, device_ids, **kwargs) -> None:

@@ -4,11 +4,14 @@ import json
 
 import click
 
+from bastion.threats import inventory_cli
+
 
 def register(main) -> None:
     """Adds this app's commands to the `bastion` command group."""
     main.add_command(threats)
     main.add_command(matrix)
+    inventory_cli.register(main)
 
 
 def _setup():

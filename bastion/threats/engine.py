@@ -21,6 +21,7 @@ from django.utils import timezone
 from bastion.inventory.models import Device
 from bastion.mdm.connectors.base import ActionSpec, MdmError
 from bastion.mdm.models import ActionTarget
+from bastion.tenancy.models import AuditEntry
 from bastion.threats.models import ResponseAction
 
 log = logging.getLogger(__name__)
@@ -157,9 +158,33 @@ def _failed(action: ResponseAction, token: str, error: Exception, message: str) 
 
 
 def _finish(action: ResponseAction, token: str, state: str, error: str) -> None:
-    ResponseAction.objects.filter(
-        pk=action.pk, claim_token=token, state=ResponseAction.CLAIMED
-    ).update(state=state, last_error=error[:2000], done_at=timezone.now(), claim_token="")
+    with transaction.atomic():
+        finished = ResponseAction.objects.filter(
+            pk=action.pk, claim_token=token, state=ResponseAction.CLAIMED
+        ).update(state=state, last_error=error[:2000], done_at=timezone.now(), claim_token="")
+        if finished:
+            _audit_outcome(action, state)
+
+
+def _audit_outcome(action: ResponseAction, state: str) -> None:
+    """Every MDM call Bastion made, or gave up on, in the tenant's audit log."""
+    AuditEntry.objects.create(
+        tenant_id=action.tenant_id,
+        actor="system",
+        action=f"mdm_action.{action.op}",
+        object_type="device",
+        object_id=str(action.device_id),
+        detail={
+            "outcome": state,
+            "response_action": action.pk,
+            "event": action.event_id,
+            "integration": action.integration_id,
+            "kind": action.kind,
+            "target": action.name,
+            "attribute": action.attribute,
+            "attempts": action.attempts,
+        },
+    )
 
 
 def due_actions(now: datetime | None = None, limit: int = 500) -> list[int]:

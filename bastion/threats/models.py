@@ -4,6 +4,7 @@ from django.utils import timezone
 from bastion.inventory.models import ConsoleGroup, Device
 from bastion.mdm.models import ActionTarget, Integration
 from bastion.tenancy.models import Tenant
+from bastion.threats.inventory_models import MaliciousApp  # noqa: F401 - Django finds it here
 
 
 class Matrix(models.Model):

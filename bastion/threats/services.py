@@ -68,10 +68,17 @@ def report_threats(device: Device, reports: list[Report]) -> list[ThreatEvent]:
             .select_related("group__integration")
             .get(pk=device.pk)
         )
+        # One query for the repeats and one matrix for the whole batch, not one per event.
+        known = {
+            event.agent_event_id: event
+            for event in ThreatEvent.objects.filter(
+                device=device, agent_event_id__in={report.event_id for report in reports}
+            )
+        }
+        matrix = matrix_for(device.group)
+        rows = complete_rows(matrix.current.rows)
         for report in reports:
-            event = ThreatEvent.objects.filter(
-                device=device, agent_event_id=report.event_id
-            ).first()
+            event = known.get(report.event_id)
             if event is not None:
                 if event.threat_id != report.threat_id:
                     raise Rejected(
@@ -79,7 +86,8 @@ def report_threats(device: Device, reports: list[Report]) -> list[ThreatEvent]:
                     )
                 events.append(event)
                 continue
-            event = _record(device, report, now)
+            event = _record(device, report, now, matrix, rows)
+            known[report.event_id] = event
             events.append(event)
             created.append(event)
 
@@ -87,10 +95,9 @@ def report_threats(device: Device, reports: list[Report]) -> list[ThreatEvent]:
     return events
 
 
-def _record(device: Device, report: Report, now: datetime) -> ThreatEvent:
+def _record(device: Device, report: Report, now: datetime, matrix, rows: dict) -> ThreatEvent:
     threat = catalog().get(report.threat_id)
-    matrix = matrix_for(device.group)
-    row = complete_rows(matrix.current.rows)[threat.id]
+    row = rows[threat.id]
     event = ThreatEvent.objects.create(
         tenant_id=device.tenant_id,
         device=device,

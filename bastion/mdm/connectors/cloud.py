@@ -334,24 +334,7 @@ class CloudConnector(MobileIronConnector):
             for device in devices
             if device.platform == "ios" and device.guid
         }
-        found: dict[str, list[ProfileRecord]] = {}
-        for batch in batches(sorted(by_guid), APPS_BATCH):
-            data = self.http.request(
-                "POST",
-                "/msa/v1/cps/device/profile",
-                json_body={"identifiers": batch, "identifierType": "GUID"},
-                role=ROLE_CPS,
-            )
-            for entry in parsing.as_list(data, "profile inventory"):
-                if not isinstance(entry, Mapping) or not isinstance(entry.get("deviceMdmId"), str):
-                    continue
-                mdm_id = by_guid.get(entry["deviceMdmId"].lower())
-                items = entry.get("profiles")
-                if mdm_id is None or not isinstance(items, list):
-                    continue
-                profiles = [parsing.profile(item) for item in items]
-                found.setdefault(mdm_id, []).extend(p for p in profiles if p is not None)
-        return found
+        return self._cps_profiles(by_guid, "GUID", APPS_BATCH, ROLE_CPS)
 
     def find_device(self, space: str, identifier: str, kind: str) -> DeviceRecord | None:
         if not isinstance(identifier, str) or not SAFE_ID.match(identifier):

@@ -1,10 +1,11 @@
 """What the Core and Cloud connectors share: the HTTP set-up, paging guards, the checks."""
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from bastion.mdm.connectors import parsing
 from bastion.mdm.connectors.base import (
     ActionRejected,
     BadUrl,
@@ -14,6 +15,7 @@ from bastion.mdm.connectors.base import (
     Forbidden,
     InvalidAnswer,
     MdmError,
+    ProfileRecord,
     TlsError,
     Transient,
     Unauthorized,
@@ -107,6 +109,29 @@ class MobileIronConnector(Connector):
 
     def _note_unchecked(self, checks: "Checks") -> None:
         """Notes what can't be checked without changing a device."""
+
+    def _cps_profiles(
+        self, by_identifier: dict[str, str], identifier_type: str, batch_size: int, role: str
+    ) -> dict[str, list[ProfileRecord]]:
+        """iOS profiles from CPS, for devices keyed by lower-cased CPS identifier."""
+        found: dict[str, list[ProfileRecord]] = {}
+        for batch in batches(sorted(by_identifier), batch_size):
+            data = self.http.request(
+                "POST",
+                "/msa/v1/cps/device/profile",
+                json_body={"identifiers": batch, "identifierType": identifier_type},
+                role=role,
+            )
+            for entry in parsing.as_list(data, "profile inventory"):
+                if not isinstance(entry, Mapping) or not isinstance(entry.get("deviceMdmId"), str):
+                    continue
+                mdm_id = by_identifier.get(entry["deviceMdmId"].lower())
+                items = entry.get("profiles")
+                if mdm_id is None or not isinstance(items, list):
+                    continue
+                profiles = [parsing.profile(item) for item in items]
+                found.setdefault(mdm_id, []).extend(p for p in profiles if p is not None)
+        return found
 
     def close(self) -> None:
         if self._http is not None:

@@ -267,24 +267,7 @@ class CoreConnector(MobileIronConnector):
             for device in devices
             if device.platform == "ios" and device.udid
         }
-        found: dict[str, list[ProfileRecord]] = {}
-        for batch in batches(sorted(by_udid), PROFILES_BATCH):
-            data = self.http.request(
-                "POST",
-                "/msa/v1/cps/device/profile",
-                json_body={"identifiers": batch, "identifierType": "MDM_IDENTIFIER"},
-                role=ROLE_CPS,
-            )
-            for entry in parsing.as_list(data, "profile inventory"):
-                if not isinstance(entry, Mapping) or not isinstance(entry.get("deviceMdmId"), str):
-                    continue
-                mdm_id = by_udid.get(entry["deviceMdmId"].lower())
-                items = entry.get("profiles")
-                if mdm_id is None or not isinstance(items, list):
-                    continue
-                profiles = [parsing.profile(item) for item in items]
-                found.setdefault(mdm_id, []).extend(p for p in profiles if p is not None)
-        return found
+        return self._cps_profiles(by_udid, "MDM_IDENTIFIER", PROFILES_BATCH, ROLE_CPS)
 
     def find_device(self, space: str, identifier: str, kind: str) -> DeviceRecord | None:
         if not isinstance(identifier, str) or not SAFE_ID.match(identifier):

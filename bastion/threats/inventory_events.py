@@ -21,7 +21,7 @@ from bastion.mdm.models import ActionTarget
 from bastion.threats.catalog import catalog
 from bastion.threats.matrix import HANDLED_ON_DEVICE, REMOVE, complete_rows, matrix_for
 from bastion.threats.models import AdminNotice, ResponseAction, ThreatEvent
-from bastion.threats.services import _enqueue, _enqueue_notices, notify_window
+from bastion.threats.services import _enqueue, _enqueue_notices, apply_action, notify_window
 
 log = logging.getLogger(__name__)
 
@@ -160,32 +160,9 @@ def _add_actions(events: list[tuple]) -> None:
     actions = []
     for event, row, threat in wanted:
         target = targets.get(row["mdm_action"])
-        device = event.device
         undo = row["mitigation"] == REMOVE and threat.mitigable
-        action = ResponseAction(
-            tenant_id=event.tenant_id,
-            event=event,
-            device=device,
-            integration_id=device.integration_id,
-            op=ResponseAction.APPLY,
-            target=target,
-            kind=target.kind if target else "",
-            name=target.name if target else "",
-            attribute=target.attribute if target else "",
-            undo_on_mitigation=undo and (target is None or target.kind != ActionTarget.LOCK),
-        )
         # As on the agent path: a target the MDM no longer offers fails at once, visibly.
-        problem = ""
-        if target is None:
-            problem = "the matrix names an MDM action that no longer exists"
-        elif not target.usable:
-            problem = f"{target.name!r} can't be used any more: {target.blocker}"
-        elif target.integration_id != device.integration_id:
-            problem = "the action belongs to another MDM than the device's"
-        if problem:
-            action.state = ResponseAction.FAILED
-            action.last_error = problem
-        actions.append(action)
+        actions.append(apply_action(event, event.device, target, undo))
     ResponseAction.objects.bulk_create(actions, batch_size=500)
 
 

@@ -138,6 +138,14 @@ def _record(device: Device, report: Report, now: datetime, matrix, rows: dict) -
 
 def _add_apply(event: ThreatEvent, device: Device, target_id: int, undo: bool) -> None:
     target = ActionTarget.objects.filter(pk=target_id).first()
+    apply_action(event, device, target, undo).save()
+
+
+def apply_action(event, device: Device, target: ActionTarget | None, undo: bool):
+    """The unsaved apply of `target` that a matrix row asks for on `device`.
+
+    A target the MDM no longer offers fails at once, visibly, instead of waiting.
+    """
     action = ResponseAction(
         tenant_id=device.tenant_id,
         event=event,
@@ -150,7 +158,6 @@ def _add_apply(event: ThreatEvent, device: Device, target_id: int, undo: bool) -
         attribute=target.attribute if target else "",
         undo_on_mitigation=undo and (target is None or target.kind != ActionTarget.LOCK),
     )
-    # A target the MDM no longer offers fails at once, visibly, instead of waiting.
     problem = ""
     if target is None:
         problem = "the matrix names an MDM action that no longer exists"
@@ -161,7 +168,7 @@ def _add_apply(event: ThreatEvent, device: Device, target_id: int, undo: bool) -
     if problem:
         action.state = ResponseAction.FAILED
         action.last_error = problem
-    action.save()
+    return action
 
 
 def mitigate(

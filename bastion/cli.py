@@ -69,12 +69,13 @@ def find_tenant(name: str | None):
             raise click.ClickException(f"no tenant named {name!r}")
         return tenant
 
-    tenants = list(Tenant.objects.all()[:2])
+    tenants = list(Tenant.objects.order_by("name")[:20])
     if len(tenants) == 1:
         return tenants[0]
     if not tenants:
         raise click.ClickException("no tenant yet: create one with `bastion tenant create NAME`")
-    raise click.ClickException("several tenants exist: name one with --tenant")
+    names = ", ".join(repr(t.name) for t in tenants)
+    raise click.ClickException(f"several tenants exist ({names}): name one with --tenant")
 
 
 def find_integration(name: str, tenant_name: str | None):
@@ -83,7 +84,11 @@ def find_integration(name: str, tenant_name: str | None):
     tenant = find_tenant(tenant_name)
     integration = Integration.objects.filter(tenant=tenant, name=name).first()
     if integration is None:
-        raise click.ClickException(f"no MDM named {name!r} in tenant {tenant.name!r}")
+        known = ", ".join(repr(i.name) for i in tenant.integrations.order_by("name")[:20])
+        raise click.ClickException(
+            f"no MDM named {name!r} in tenant {tenant.name!r}"
+            + (f"; it has {known}" if known else "; add one with `bastion mdm add`")
+        )
     return integration
 
 
@@ -177,7 +182,7 @@ def _web_argv(bind: str, workers: int, access_log: bool = True) -> list[str]:
 def _worker_argv(concurrency: int) -> list[str]:
     return [
         sys.executable, "-m", "celery", "-A", "bastion", "worker",
-        "--concurrency", str(concurrency), "--loglevel", "WARNING",
+        "--concurrency", str(concurrency), "--loglevel", "WARNING", "--quiet",
     ]  # fmt: skip
 
 
@@ -185,7 +190,7 @@ def _scheduler_argv() -> list[str]:
     from django.conf import settings
 
     return [
-        sys.executable, "-m", "celery", "-A", "bastion", "beat", "--loglevel", "WARNING",
+        sys.executable, "-m", "celery", "-A", "bastion", "--quiet", "beat", "--loglevel", "WARNING",
         "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME,
     ]  # fmt: skip
 
@@ -266,6 +271,7 @@ def tenant_create(name, anonymous, as_json):
 @tenant.command(name="list")
 @click.option("--json", "as_json", is_flag=True)
 def tenant_list(as_json):
+    """List the tenants with their tenant ids."""
     migrate()
     from bastion.tenancy.models import Tenant
 
@@ -648,6 +654,11 @@ def history(name, tenant_name, limit, as_json):
 @click.option("--fleet", type=click.Path(exists=True), help="Serve this fleet file instead.")
 def emulator(devices, seed, port, fleet):
     """Start the MobileIron Core and Cloud emulator with a generated fleet."""
+    click.echo(
+        "Accounts: Core admin / secret, Cloud admin@acme.example / secret. Bastion reaches "
+        "the emulator over http: export BASTION_ALLOW_HTTP_MDM=true",
+        err=True,
+    )
     argv = [sys.executable, "-m", "emulators.mobileiron", "serve", "--port", str(port)]
     argv += ["--fleet", fleet] if fleet else ["--generate", str(devices), "--seed", str(seed)]
     os.execvp(sys.executable, argv)

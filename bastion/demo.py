@@ -181,16 +181,21 @@ def summary(tenant) -> str:
 
 def next_steps(password: str | None, bind: str, once: bool) -> str:
     login = f"admin / {password}" if password else "admin (password set on the first demo run)"
-    lines = [
-        "",
-        f"Tenant {DEMO_TENANT!r}, console account {login}.",
-        "Try next (with .venv/bin on your PATH):",
-        "  bastion sync 'Core Demo'        sync again: nothing changed, nothing written",
-        "  bastion history 'Cloud Demo'    the runs with their counts",
-        "  bastion mdm groups 'Core Demo'  labels, and which can answer threats",
+    lines = ["", f"Tenant {DEMO_TENANT!r}, console account {login}."]
+    if once:
+        lines += [
+            "The emulator stopped with the demo. Run ./scripts/demo without --once to keep it,",
+            "the web console, a worker and the scheduler running and try things by hand.",
+        ]
+        return "\n".join(lines)
+
+    lines += [
+        f"The web console, a worker and the scheduler run at http://{bind}/",
+        "(Ctrl-C stops everything). Meanwhile, in another terminal:",
+        '  export PATH="$PWD/.venv/bin:$PATH" BASTION_ALLOW_HTTP_MDM=true',
+        "  bastion sync 'Core Demo'            sync again: nothing changed, nothing written",
+        "  bastion sync 'Cloud Demo' --queue   the same through the worker",
+        "  bastion history 'Cloud Demo'        the runs with their counts",
+        "  bastion mdm groups 'Core Demo'      labels, and which can answer threats",
     ]
-    if not once:
-        lines.append(
-            f"Web server, worker and scheduler start now at http://{bind}/ (Ctrl-C stops)."
-        )
     return "\n".join(lines)

@@ -22,11 +22,13 @@ def _integration(name: str, tenant_name: str | None):
 
 def register(main) -> None:
     """Adds this app's commands to the `bastion` command group."""
-    from bastion.cli import emit, find_tenant, setup_django
+    from bastion.cli import emit, find_tenant, migrate, setup_django
 
     @main.group()
     def activation():
         """Activation codes, links, managed app config files and re-activation approvals."""
+        # Every subcommand reads the database: Django must be ready before their imports.
+        migrate()
 
     @activation.command(name="code")
     @click.argument("mdm")

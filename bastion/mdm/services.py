@@ -159,7 +159,10 @@ def resolve_groups(listed: list[MdmGroup], wanted: list[str]) -> list[MdmGroup]:
     for entry in wanted:
         group = by_id.get(entry) or by_name.get(entry)
         if group is None:
-            raise InvalidInput("groups", f"the MDM has no label or device group {entry!r}")
+            offered = ", ".join(repr(g.name) for g in listed[:30])
+            raise InvalidInput(
+                "groups", f"the MDM has no label or device group {entry!r}; it offers {offered}"
+            )
         found.append(group)
     return found
 

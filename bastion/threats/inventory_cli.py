@@ -26,9 +26,17 @@ def _run(call):
         raise click.ClickException(str(error)) from None
 
 
+def _ready() -> None:
+    # Every subcommand reads the database: Django must be set up before their imports.
+    from bastion.cli import migrate
+
+    migrate()
+
+
 @click.group()
 def profiles():
     """iOS configuration profiles: list, trust, distrust."""
+    _ready()
 
 
 @profiles.command(name="list")
@@ -93,6 +101,7 @@ def profiles_distrust(profile_id, tenant_name, as_json):
 @click.group()
 def apps():
     """Apps marked malicious: list, mark, unmark."""
+    _ready()
 
 
 @apps.command(name="malicious")

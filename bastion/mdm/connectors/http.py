@@ -70,7 +70,10 @@ def check_url(url: Any, *, allow_http: bool = False) -> str:
         raise BadUrl("the host or port in the address is not valid") from None
     scheme = parts.scheme.lower()
     if scheme == "http" and not allow_http:
-        raise BadUrl("only https addresses are allowed")
+        raise BadUrl(
+            "only https addresses are allowed "
+            "(BASTION_ALLOW_HTTP_MDM=true permits http for a lab or the emulator)"
+        )
     if scheme not in ("http", "https"):
         raise BadUrl(f"the address must start with https://, not {scheme[:20]}://")
     if "@" in parts.netloc:

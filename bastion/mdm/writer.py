@@ -6,9 +6,10 @@ that do change are written in bulk, and install rows with a plain multi-row inse
 """
 
 import hashlib
+import operator
 
 from django.contrib.auth.hashers import make_password
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -463,14 +464,22 @@ def insert_rows(model, columns: list[str], rows: list[tuple], ignore_conflicts=F
 
 
 def fast_create(model, objects: list, ignore_conflicts: bool = False) -> None:
-    """Inserts unsaved model instances without the ORM's per-object cost; sets no pk."""
+    """Inserts unsaved model instances without the ORM's per-object cost; sets no pk.
+
+    Text, number, boolean and key columns go to the driver as they are; only the fields
+    that need Django's conversion (times, JSON, auto_now) pay for it.
+    """
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    rows = []
-    for instance in objects:
-        rows.append(
-            tuple(
-                field.get_db_prep_save(field.pre_save(instance, add=True), connection)
-                for field in fields
+    plain = (models.CharField, models.TextField, models.BooleanField, models.IntegerField)
+    prepare = []
+    for field in fields:
+        if isinstance(field, plain) or field.is_relation:
+            prepare.append(operator.attrgetter(field.attname))
+        else:
+            prepare.append(
+                lambda instance, field=field: field.get_db_prep_save(
+                    field.pre_save(instance, add=True), connection
+                )
             )
-        )
+    rows = [tuple(get(instance) for get in prepare) for instance in objects]
     insert_rows(model, [field.column for field in fields], rows, ignore_conflicts)

@@ -181,8 +181,8 @@ def _web_argv(bind: str, workers: int, access_log: bool = True) -> list[str]:
 
 def _worker_argv(concurrency: int) -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "bastion", "worker",
-        "--concurrency", str(concurrency), "--loglevel", "WARNING", "--quiet",
+        sys.executable, "-m", "celery", "-A", "bastion", "--quiet", "worker",
+        "--concurrency", str(concurrency), "--loglevel", "WARNING",
     ]  # fmt: skip
 
 

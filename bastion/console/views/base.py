@@ -20,7 +20,7 @@ def memberships_of(user):
 
 
 def current_membership(request) -> Membership | None:
-    """The membership of the tenant chosen in this session; the first one when none is."""
+    """The membership of the tenant chosen at sign-in or with the switcher; else the first."""
     memberships = memberships_of(request.user)
     request.memberships = memberships
     chosen = request.session.get(SESSION_TENANT_KEY)

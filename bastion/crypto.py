@@ -44,3 +44,13 @@ def identity_hash(value: str) -> str:
         return ""
     normalised = value.strip().upper().encode()
     return hmac.new(_identity_key(), normalised, hashlib.sha256).hexdigest()
+
+
+@cache
+def _digest_key() -> bytes:
+    return hashlib.sha256(b"bastion-digest:" + settings.SECRET_KEY.encode()).digest()
+
+
+def keyed_digest(value: str) -> str:
+    """A short keyed digest for change detection over values that include identities."""
+    return hashlib.blake2b(value.encode(), digest_size=16, key=_digest_key()).hexdigest()

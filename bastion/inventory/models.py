@@ -59,7 +59,10 @@ class DeviceUser(models.Model):
     exists only because the guide gives every synced user one, and only as a hash.
     """
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="device_users")
+    # Served by the (tenant, user_key) unique index.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="device_users", db_index=False
+    )
     # Keyed hash of the MDM's user id (or email): stable across syncs and integrations,
     # and present even for anonymous tenants, which store no email.
     user_key = models.CharField(max_length=64)
@@ -110,11 +113,17 @@ class Device(models.Model):
     AGENT_STANDALONE = "standalone"
     AGENTS = [(AGENT_NONE, "None"), (AGENT_MDM, "MDM built-in"), (AGENT_STANDALONE, "Standalone")]
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="devices")
+    # The tenant and group columns need no index of their own: the (tenant, state) and
+    # (group, state) indexes below serve them, and every index costs each synced insert.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="devices", db_index=False
+    )
     integration = models.ForeignKey(
         "mdm.Integration", null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
     )
-    group = models.ForeignKey(ConsoleGroup, on_delete=models.PROTECT, related_name="devices")
+    group = models.ForeignKey(
+        ConsoleGroup, on_delete=models.PROTECT, related_name="devices", db_index=False
+    )
     user = models.ForeignKey(
         DeviceUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
     )
@@ -176,7 +185,10 @@ class App(models.Model):
 
 
 class DeviceApp(models.Model):
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="installed_apps")
+    # Served by the (device, app) unique index.
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="installed_apps", db_index=False
+    )
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="installations")
     version = models.CharField(max_length=128, blank=True)
 
@@ -209,7 +221,10 @@ class Profile(models.Model):
 
 
 class DeviceProfile(models.Model):
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="installed_profiles")
+    # Served by the (device, profile) unique index.
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="installed_profiles", db_index=False
+    )
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="installations")
     installed_by_mdm = models.BooleanField(default=False)
 

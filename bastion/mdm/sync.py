@@ -7,6 +7,7 @@ was fetched completely removes the devices that are no longer in any of them.
 
 import logging
 import queue
+import sys
 import threading
 import time
 from collections import Counter
@@ -29,12 +30,13 @@ from bastion.mdm.connectors.base import (
 )
 from bastion.mdm.models import Integration, SyncRun
 from bastion.mdm.targets import learn_targets
-from bastion.mdm.writer import BatchWriter
+from bastion.mdm.writer import BatchWriter, Inventory, InventoryFetcher, apps_due
 from bastion.ops.metrics import sync_finished
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+SWITCH_INTERVAL = float(__import__("os").environ.get("SWI", "0.0005"))
 # A running sync whose heartbeat is older than this was left behind by a dead worker.
 STALE_AFTER = timedelta(minutes=10)
 
@@ -50,9 +52,10 @@ class _State:
     """What one run has learnt so far; small enough for 100,000 devices."""
 
     assigned: dict[str, int] = field(default_factory=dict)  # mdm_id -> group priority
-    user_best: dict[str, int] = field(default_factory=dict)  # user_key -> group priority
+    user_best: dict[int, int] = field(default_factory=dict)  # user pk -> group priority
     skipped: Counter = field(default_factory=Counter)
     totals: dict[str, int] = field(default_factory=dict)
+    writer: BatchWriter | None = None
 
 
 def claim_run(
@@ -205,25 +208,33 @@ class SyncEngine:
 
     def _fetch_and_write(self, run: SyncRun, groups: list[ConsoleGroup], state: _State) -> None:
         by_mdm_id = {group.mdm_group_id: group for group in groups}
-        writer = BatchWriter(self, by_mdm_id)
+        fetcher = InventoryFetcher(self.integration, self.connector, self.space)
+        writer = BatchWriter(self, by_mdm_id, fetcher)
+        writer.index()
+        state.writer = writer
         batch: list[tuple[DeviceRecord, ConsoleGroup]] = []
+        inventory = Inventory()
 
         pages = self.connector.iter_devices(self.space, [g.mdm_group_id for g in groups])
-        for page in prefetch(pages):
-            if page.total is not None:
-                state.totals[page.key] = page.total
-            for record in page.records:
-                group = self._place(record, by_mdm_id, state)
-                if group is not None:
-                    batch.append((record, group))
+        try:
+            for page, fetched in prefetch(with_inventory(pages, writer, fetcher, by_mdm_id)):
+                inventory.add(fetched)
+                if page.total is not None:
+                    state.totals[page.key] = page.total
+                for record in page.records:
+                    group = self._place(record, by_mdm_id, state)
+                    if group is not None:
+                        batch.append((record, group))
 
-            if len(batch) >= BATCH_SIZE:
-                writer.write(batch, run, state)
-                batch = []
-            self._heartbeat(run, state)
+                if len(batch) >= BATCH_SIZE:
+                    writer.write(batch, run, state, inventory)
+                    batch, inventory = [], Inventory()
+                self._heartbeat(run, state)
 
-        if batch:
-            writer.write(batch, run, state)
+            if batch:
+                writer.write(batch, run, state, inventory)
+        finally:
+            run.messages = run.messages + fetcher.messages
         # Totals count a device once per group it is in; the finished bar shows 100 %.
         state.totals = {"": len(state.assigned)}
         self._heartbeat(run, state, force=True)
@@ -289,21 +300,17 @@ class SyncEngine:
 
     def _assign_users(self, state: _State) -> None:
         """Gives each user the highest group among their devices in this integration."""
-        if not state.user_best:
+        if not state.user_best or state.writer is None:
             return
 
         group_by_priority = {
             group.priority: group.pk for group in self.integration.selected_groups()
         }
-        keys = list(state.user_best)
         moves: dict[int, list[int]] = {}
-        for start in range(0, len(keys), BATCH_SIZE):
-            chunk = keys[start : start + BATCH_SIZE]
-            rows = DeviceUser.objects.filter(tenant=self.tenant, user_key__in=chunk)
-            for key, pk, current in rows.values_list("user_key", "pk", "group_id"):
-                wanted = group_by_priority.get(state.user_best[key])
-                if wanted and current != wanted:
-                    moves.setdefault(wanted, []).append(pk)
+        for pk, current in state.writer.user_groups(state.user_best).items():
+            wanted = group_by_priority.get(state.user_best[pk])
+            if wanted and current != wanted:
+                moves.setdefault(wanted, []).append(pk)
 
         # One UPDATE per group and chunk: far cheaper than a per-row CASE.
         for group_id, pks in moves.items():
@@ -339,6 +346,31 @@ class SyncEngine:
         )
 
 
+def with_inventory(pages, writer: BatchWriter, fetcher: InventoryFetcher, selected: dict):
+    """Pairs each page with the app and profile inventories its due devices need.
+
+    Runs in the prefetch thread, so the MDM's answers arrive while earlier pages are
+    written. A device is due when the writer's index doesn't hold it or it checked in since
+    its apps were last fetched; the writer fetches what this could not tell.
+    """
+    asked: set[str] = set()
+    for page in pages:
+        due = []
+        for record in page.records:
+            if not isinstance(record, DeviceRecord) or not record.active:
+                continue
+            if record.mdm_id in asked or not any(g in selected for g in record.groups):
+                continue
+            checkin = writer.apps_checkin(record.mdm_id)
+            if checkin is False or apps_due(checkin, record):
+                due.append(record)
+                asked.add(record.mdm_id)
+        inventory = Inventory()
+        for start in range(0, len(due), BATCH_SIZE):
+            inventory.add(fetcher.fetch(due[start : start + BATCH_SIZE]))
+        yield page, inventory
+
+
 def prefetch(iterator, depth: int = 3):
     """Yields from `iterator` while a thread fetches the next items.
 
@@ -366,6 +398,10 @@ def prefetch(iterator, depth: int = 3):
             items.put(("error", error))
 
     thread = threading.Thread(target=produce, name="sync-prefetch", daemon=True)
+    # The writing thread rarely waits, so at the default 5 ms a fetching thread that got
+    # an answer would queue that long for the interpreter after every read.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
     thread.start()
     try:
         while True:
@@ -378,6 +414,7 @@ def prefetch(iterator, depth: int = 3):
     finally:
         stop.set()
         thread.join(timeout=5)
+        sys.setswitchinterval(interval)
 
 
 def console_group_name(mdm_name: str, group_name: str) -> str:
@@ -413,7 +450,9 @@ def sync_one_device(
         error="interrupted",
     )
     engine = SyncEngine(integration, connector)
-    BatchWriter(engine, groups).write([(record, group)], run, _State())
+    fetcher = InventoryFetcher(integration, connector, integration.space_id)
+    BatchWriter(engine, groups, fetcher).write([(record, group)], run, _State())
+    run.messages = fetcher.messages
     run.status = SyncRun.DONE
     run.error = ""
     run.finished_at = timezone.now()

@@ -1,16 +1,19 @@
 """Writes one batch of placed device records: users, devices, then apps and profiles.
 
-This is the sync's hot path. Unchanged rows are recognised from a few columns read as
-tuples, so a re-sync with nothing changed costs one read per batch and no write; rows
-that do change are written in bulk, and install rows with a plain multi-row insert.
+This is the sync's hot path. A full sync first reads a compact index of the
+integration's devices and the tenant's users (a fingerprint per row), so a re-sync with
+nothing changed costs no query per batch and no write; rows that do change are written in
+bulk, and new rows and install rows with a plain prepared insert. App and profile
+inventories arrive already fetched by the sync's prefetch thread where it could tell they
+were due; the writer fetches the rest itself.
 """
 
-import hashlib
-import operator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from django.contrib.auth.hashers import make_password
 from django.db import connection, models, transaction
-from django.db.models import BooleanField, ExpressionWrapper, F, Q
+from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -25,10 +28,18 @@ from bastion.inventory.models import (
     Profile,
 )
 from bastion.inventory.signals import devices_added, devices_moved, inventory_fetched
-from bastion.mdm.connectors.base import DeviceRecord, Forbidden, MdmError, NotFound
+from bastion.mdm.connectors.base import (
+    DeviceRecord,
+    Forbidden,
+    MdmError,
+    NotFound,
+    UserRecord,
+)
 from bastion.mdm.models import Integration, SyncRun
 
 BATCH_SIZE = 500
+EMPTY_USER = UserRecord(uid="")
+DEVICE_ENTRY = ["mdm_id", "id", "fingerprint", "state", "group_id", "apps_checkin", "user_id"]
 USER_FIELDS = ["email", "first_name", "last_name", "display_name", "masked"]
 DEVICE_FIELDS = [
     "mdm_id",
@@ -49,14 +60,14 @@ DEVICE_FIELDS = [
     "removed_at",
 ]
 
-# Apps are due for a device never fetched, or one that checked in since the last fetch.
-APPS_DUE = ExpressionWrapper(
-    Q(apps_checkin__isnull=True) | Q(apps_checkin__lt=F("last_checkin")),
-    output_field=BooleanField(),
-)
 
+def fingerprint(record: DeviceRecord, group_id: int, user_mode: str) -> str:
+    """A keyed digest of everything a sync writes for a device: its row and its user's.
 
-def fingerprint(record: DeviceRecord, group_id: int, user_id, hashes: tuple) -> str:
+    Equal digests tell that nothing changed, so an unchanged device costs neither a write
+    nor the identity hashes. Keyed, because it covers the raw serial, UDID and user.
+    """
+    user = record.user or EMPTY_USER
     parts = (
         record.platform,
         record.os_version,
@@ -64,29 +75,141 @@ def fingerprint(record: DeviceRecord, group_id: int, user_id, hashes: tuple) -> 
         record.manufacturer,
         record.name,
         record.guid,
-        hashes[0],
-        hashes[1],
+        record.serial,
+        record.udid,
         record.last_checkin.isoformat() if record.last_checkin else "",
-        str(user_id or ""),
         str(group_id),
+        user.uid,
+        user.email,
+        user.first_name,
+        user.last_name,
+        user.display_name,
+        user_mode,
     )
-    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+    return crypto.keyed_digest("\x1f".join(parts))
+
+
+def has_user(record: DeviceRecord) -> bool:
+    return record.user is not None and bool(record.user.uid or record.user.email)
+
+
+def apps_due(apps_checkin, record: DeviceRecord) -> bool:
+    """Apps are due for a device never fetched, or one that checked in since the last fetch."""
+    if apps_checkin is None:
+        return True
+    return record.last_checkin is not None and record.last_checkin > apps_checkin
+
+
+@dataclass
+class Inventory:
+    """Apps and profiles fetched for some devices, by MDM device id.
+
+    `asked` holds every device a fetch was made for; `apps_asked` and `profiles_asked` the
+    ones whose call answered. A device the answer leaves out keeps what was stored.
+    """
+
+    asked: set = field(default_factory=set)
+    apps_asked: set = field(default_factory=set)
+    apps: dict = field(default_factory=dict)
+    profiles_asked: set = field(default_factory=set)
+    profiles: dict = field(default_factory=dict)
+
+    def add(self, other: "Inventory") -> None:
+        self.asked |= other.asked
+        self.apps_asked |= other.apps_asked
+        self.apps.update(other.apps)
+        self.profiles_asked |= other.profiles_asked
+        self.profiles.update(other.profiles)
+
+
+class InventoryFetcher:
+    """Fetches app and profile inventories and remembers what the MDM can't give.
+
+    The sync's prefetch thread and the writer share one: after a call is refused the
+    other is not tried again in this run.
+    """
+
+    def __init__(self, integration: Integration, connector, space: str):
+        self.integration = integration
+        self.connector = connector
+        self.space = space
+        self.apps_available = True
+        self.profiles_available = integration.kind == Integration.CORE
+        self.messages: list[str] = []
+
+    def fetch(self, records: list[DeviceRecord]) -> Inventory:
+        inventory = Inventory(asked={record.mdm_id for record in records})
+        apps = self._call(self.connector.fetch_apps, records, "apps")
+        if apps is not None:
+            inventory.apps_asked = set(inventory.asked)
+            inventory.apps = apps
+        ios = [record for record in records if record.platform == Device.IOS]
+        if ios:
+            profiles = self._call(self.connector.fetch_profiles, ios, "profiles")
+            if profiles is not None:
+                inventory.profiles_asked = {record.mdm_id for record in ios}
+                inventory.profiles = profiles
+        return inventory
+
+    def _call(self, call, records: list, what: str):
+        available = f"{what}_available"
+        if not getattr(self, available):
+            return None
+        try:
+            found = call(self.space, records)
+        except (NotFound, Forbidden) as error:
+            setattr(self, available, False)
+            reason = f"{what} unavailable: {error}"
+            if what == "profiles":
+                self.integration.profiles_unavailable = reason[:500]
+            self.messages.append(reason)
+            return None
+        except MdmError as error:
+            # Worth having, not worth failing the inventory for.
+            setattr(self, available, False)
+            self.messages.append(f"{what} not fetched: {error}")
+            return None
+
+        if what == "profiles":
+            self.integration.profiles_unavailable = ""
+        return found
 
 
 class BatchWriter:
-    def __init__(self, engine, groups: dict[str, ConsoleGroup]):
+    """Writes a sync's batches. `index()` first, for a full sync: one read of the
+    integration's devices and the tenant's users instead of one per batch."""
+
+    def __init__(self, engine, groups: dict[str, ConsoleGroup], fetcher: InventoryFetcher):
         self.engine = engine
         self.integration = engine.integration
         self.tenant = engine.tenant
-        self.connector = engine.connector
-        self.space = engine.space
         self.groups = groups
+        self.fetcher = fetcher
         self.anonymous = self.tenant.anonymous_users
         self.mask = self.integration.mask_users
         self._password_hash = self.integration.synced_password_hash
-        self.apps_available = True
-        self.profiles_available = self.integration.kind == Integration.CORE
         self.catalogue: dict[tuple, int] = {}
+        # mdm_id -> [pk, fingerprint, state, group_id, apps_checkin, user_id]
+        self.devices: dict[str, list] | None = None
+        # What the fingerprint must change with besides the record: how users are kept.
+        self.user_mode = f"{int(self.anonymous)}{int(self.mask)}"
+        self.created: set[int] = set()  # devices the current batch inserted
+
+    def index(self) -> None:
+        """Reads what the sync compares against: a few columns of every device."""
+        self.devices = {}
+        rows = select(Device, DEVICE_ENTRY, integration_id=self.integration.pk)
+        for mdm_id, pk, print_, state, group_id, checkin, user_id in rows:
+            self.devices[mdm_id] = [pk, print_, state, group_id, as_time(checkin), user_id]
+
+    def apps_checkin(self, mdm_id: str):
+        """What the index knows of a device's last app fetch: None for never, or a time.
+
+        Returns False for a device the index doesn't hold (new to this integration)."""
+        entry = self.devices.get(mdm_id) if self.devices is not None else None
+        if entry is None:
+            return False
+        return entry[4]
 
     @property
     def password_hash(self) -> str:
@@ -96,56 +219,85 @@ class BatchWriter:
             self._password_hash = make_password(self.tenant.default_synced_password())
         return self._password_hash
 
-    def write(self, batch: list[tuple[DeviceRecord, ConsoleGroup]], run: SyncRun, state) -> None:
-        with transaction.atomic():
-            users = self._write_users(batch, run, state)
-            due = self._write_devices(batch, users, run)
+    def write(
+        self,
+        batch: list[tuple[DeviceRecord, ConsoleGroup]],
+        run: SyncRun,
+        state,
+        inventory: Inventory | None = None,
+    ) -> None:
+        existing = self._existing_devices([record.mdm_id for record, _ in batch])
+        due, rest = [], []
+        for record, group in batch:
+            print_ = fingerprint(record, group.pk, self.user_mode)
+            entry = existing.get(record.mdm_id)
+            if (
+                entry is not None
+                and entry[1] == print_
+                and entry[2] != Device.REMOVED
+                and (entry[5] is not None) == has_user(record)
+            ):
+                run.seen += 1
+                if entry[5] is not None:
+                    _note_user(state, entry[5], group)
+                if apps_due(entry[4], record):
+                    due.append((entry[0], record))
+                continue
+            rest.append((record, group, print_))
+
+        if rest:
+            with transaction.atomic():
+                users = self._write_users(rest, run)
+                for record, group, _ in rest:
+                    if record.mdm_id in users:
+                        _note_user(state, users[record.mdm_id], group)
+                due += self._write_devices(rest, users, run, existing)
         if due:
-            self._write_inventory(due, run)
+            self._write_inventory(due, inventory or Inventory())
 
     # Users.
 
-    def _write_users(self, batch, run: SyncRun, state) -> dict[str, int]:
-        """Creates and updates the batch's users; returns mdm_id -> user pk."""
+    def _existing_users(self, keys: list[str]) -> dict[str, tuple]:
+        """user_key -> (pk, *USER_FIELDS) of the tenant's users among `keys`."""
+        rows = select(DeviceUser, ["user_key", "id", *USER_FIELDS], tenant_id=self.tenant.pk,
+                      where=("user_key", keys))  # fmt: skip
+        return {row[0]: (row[1], *row[2:-1], bool(row[-1])) for row in rows}
+
+    def _write_users(self, batch, run: SyncRun) -> dict[str, int]:
+        """Creates and updates the users of (record, group, fingerprint) triples; returns
+        mdm_id -> user pk."""
         wanted, key_of_device = {}, {}
-        for record, group in batch:
-            if record.user is None:
+        for record, _, _ in batch:
+            if not has_user(record):
                 continue
             key = crypto.identity_hash(record.user.uid or record.user.email)
-            if not key:
-                continue
             key_of_device[record.mdm_id] = key
             wanted[key] = record.user
-            best = state.user_best.get(key)
-            if best is None or group.priority < best:
-                state.user_best[key] = group.priority
         if not wanted:
             return {}
 
-        rows = DeviceUser.objects.filter(tenant=self.tenant, user_key__in=list(wanted))
-        existing = {row[0]: row[1:] for row in rows.values_list("user_key", "pk", *USER_FIELDS)}
+        existing = self._existing_users(list(wanted))
         create, changed = [], {}
         for key, user in wanted.items():
             values = self._user_values(user)
-            row = existing.get(key)
-            if row is None:
-                create.append(
-                    DeviceUser(
-                        tenant=self.tenant, user_key=key, password_hash=self.password_hash, **values
-                    )
+            entry = existing.get(key)
+            if entry is None:
+                values.update(
+                    tenant_id=self.tenant.pk, user_key=key, password_hash=self.password_hash
                 )
+                create.append(values)
                 continue
             # Masked once any integration that brought the user in asks for it.
-            values["masked"] = values["masked"] or row[-1]
-            if tuple(values[name] for name in USER_FIELDS) != row[1:]:
-                changed[row[0]] = values
+            values["masked"] = values["masked"] or entry[-1]
+            if tuple(values[name] for name in USER_FIELDS) != entry[1:]:
+                changed[entry[0]] = values
 
         if create:
-            fast_create(DeviceUser, create, ignore_conflicts=True)
+            insert_dicts(DeviceUser, create, ignore_conflicts=True)
             run.users_added += len(create)
-            created = DeviceUser.objects.filter(
-                tenant=self.tenant, user_key__in=[user.user_key for user in create]
-            ).values_list("user_key", "pk")
+            keys = [values["user_key"] for values in create]
+            created = select(DeviceUser, ["user_key", "id"], tenant_id=self.tenant.pk,
+                             where=("user_key", keys))  # fmt: skip
             existing.update({key: (pk,) for key, pk in created})
         if changed:
             users = [DeviceUser(pk=pk, **values) for pk, values in changed.items()]
@@ -154,6 +306,14 @@ class BatchWriter:
         return {
             mdm_id: existing[key][0] for mdm_id, key in key_of_device.items() if key in existing
         }
+
+    def user_groups(self, pks) -> dict[int, int | None]:
+        """user pk -> console group id for the given users."""
+        pks = set(pks)
+        if len(pks) > BATCH_SIZE:  # one pass over the tenant's users beats many IN lists
+            rows = select(DeviceUser, ["id", "group_id"], tenant_id=self.tenant.pk)
+            return {pk: group for pk, group in rows if pk in pks}
+        return dict(select(DeviceUser, ["id", "group_id"], where=("id", list(pks))))
 
     def _user_values(self, user) -> dict:
         if self.anonymous:
@@ -168,49 +328,48 @@ class BatchWriter:
 
     # Devices.
 
-    def _write_devices(self, batch, users: dict[str, int], run: SyncRun) -> list:
-        """Upserts the batch's devices; returns (device pk, platform, record) whose
-        inventory is due."""
-        ids = [record.mdm_id for record, _ in batch]
-        rows = (
-            Device.objects.filter(integration=self.integration, mdm_id__in=ids)
-            .annotate(apps_due=APPS_DUE)
-            .values_list("mdm_id", "pk", "fingerprint", "state", "group_id", "apps_due")
-        )
-        existing = {row[0]: row[1:] for row in rows}
-        reenrolled = self._reenrolled(batch, existing)
+    def _existing_devices(self, ids: list[str]) -> dict[str, list]:
+        if self.devices is not None:
+            return {mdm_id: self.devices[mdm_id] for mdm_id in ids if mdm_id in self.devices}
+        rows = select(Device, DEVICE_ENTRY, integration_id=self.integration.pk,
+                      where=("mdm_id", ids))  # fmt: skip
+        return {row[0]: [*row[1:5], as_time(row[5]), row[6]] for row in rows}
+
+    def _write_devices(self, batch, users: dict[str, int], run: SyncRun, existing) -> list:
+        """Upserts the devices of (record, group, fingerprint) triples that are new or
+        changed; returns (device pk, record) whose inventory is due."""
+        # The identity hashes of new devices: to find re-enrolments, and to store.
+        hashes = {
+            record.mdm_id: identity_hashes(record)
+            for record, _, _ in batch
+            if record.mdm_id not in existing
+        }
+        reenrolled = self._reenrolled(batch, hashes)
 
         now = timezone.now()
         create, changed, due = [], {}, []
         restored, moves = [], []
-        for record, group in batch:
+        for record, group, print_ in batch:
             run.seen += 1
-            hashes = (crypto.identity_hash(record.serial), crypto.identity_hash(record.udid))
             user_id = users.get(record.mdm_id)
-            print_ = fingerprint(record, group.pk, user_id, hashes)
-            row = existing.get(record.mdm_id)
+            entry = existing.get(record.mdm_id)
 
-            if row is None and record.mdm_id not in reenrolled:
-                device = Device(
-                    tenant=self.tenant,
-                    integration=self.integration,
+            if entry is None and record.mdm_id not in reenrolled:
+                values = device_values(record, group.pk, user_id, hashes.get(record.mdm_id),
+                                       print_, now)  # fmt: skip
+                values.update(
+                    tenant_id=self.tenant.pk,
+                    integration_id=self.integration.pk,
                     state=Device.WAITING,
-                    created_at=now,
                 )
-                apply(device, record, group, user_id, hashes, print_, now)
-                create.append((device, record))
+                create.append((values, record))
                 run.added += 1
                 continue
 
-            if row is None:
+            if entry is None:
                 pk, old_state, old_group = reenrolled[record.mdm_id]
-                apps_due = True
             else:
-                pk, old_print, old_state, old_group, apps_due = row
-                if old_print == print_ and old_state != Device.REMOVED:
-                    if apps_due:
-                        due.append((pk, record))
-                    continue
+                pk, _, old_state, old_group, _, _ = entry
 
             if old_state == Device.REMOVED:
                 restored.append(pk)
@@ -220,22 +379,32 @@ class BatchWriter:
                 run.moved += 1
             else:
                 run.updated += 1
-            changed[pk] = (record, group, user_id, hashes, print_, old_state)
+            changed[pk] = (record, group, user_id, print_, old_state)
 
+        added = []
+        self.created = set()
         if create:
-            fast_create(Device, [device for device, _ in create])
+            # Ignoring conflicts: an ad-hoc sync of one device may have added it meanwhile.
+            insert_dicts(Device, [values for values, _ in create], ignore_conflicts=True)
+            ids = [record.mdm_id for _, record in create]
             pks = dict(
-                Device.objects.filter(
-                    integration=self.integration, mdm_id__in=[d.mdm_id for d, _ in create]
-                ).values_list("mdm_id", "pk")
-            )
-            for device, _ in create:
-                device.pk = pks[device.mdm_id]
-        due += [(device.pk, record) for device, record in create]
+                select(Device, ["mdm_id", "id"], integration_id=self.integration.pk,
+                       where=("mdm_id", ids))
+            )  # fmt: skip
+            for values, record in create:
+                pk = pks[record.mdm_id]
+                added.append(pk)
+                self.created.add(pk)
+                due.append((pk, record))
+                if self.devices is not None:
+                    self.devices[record.mdm_id] = [
+                        pk, values["fingerprint"], Device.WAITING, values["group_id"], None,
+                        values["user_id"],
+                    ]  # fmt: skip
         due += self._update_devices(changed, now)
 
         if create or restored:
-            added = [device.pk for device, _ in create] + restored
+            added += restored
             devices_added.send(sender=Device, integration=self.integration, device_ids=added)
         if moves:
             devices_moved.send(sender=Device, moves=moves)
@@ -248,25 +417,33 @@ class BatchWriter:
         devices = list(Device.objects.filter(pk__in=list(changed)))
         due = []
         for device in devices:
-            record, group, user_id, hashes, print_, old_state = changed[device.pk]
+            record, group, user_id, print_, old_state = changed[device.pk]
+            if self.devices is not None:
+                self.devices.pop(device.mdm_id, None)  # a re-enrolled device's old id
             if old_state == Device.REMOVED:
                 device.state = Device.WAITING
                 device.removed_at = None
-            apply(device, record, group, user_id, hashes, print_, now)
-            checkin = device.last_checkin
-            if device.apps_checkin is None or (checkin and checkin > device.apps_checkin):
+            for name, value in device_values(record, group.pk, user_id, None, print_, now).items():
+                setattr(device, name, value)
+            if apps_due(device.apps_checkin, record):
                 due.append((device.pk, record))
+            if self.devices is not None:
+                self.devices[record.mdm_id] = [
+                    device.pk, print_, device.state, device.group_id, device.apps_checkin,
+                    device.user_id,
+                ]  # fmt: skip
         Device.objects.bulk_update(devices, DEVICE_FIELDS, batch_size=BATCH_SIZE)
         return due
 
-    def _reenrolled(self, batch, existing: dict) -> dict:
+    def _reenrolled(self, batch, hashes: dict) -> dict:
         """Old records of devices that re-enrolled under a new MDM id (same serial or UDID).
 
+        `hashes` holds the identity hashes of the batch's devices new to this integration.
         Returns new mdm_id -> (pk, state, group_id) of the record to reuse.
         """
-        new = [record for record, _ in batch if record.mdm_id not in existing]
-        serials = {crypto.identity_hash(r.serial): r for r in new if r.serial}
-        udids = {crypto.identity_hash(r.udid): r for r in new if r.udid}
+        new = [record for record, _, _ in batch if record.mdm_id in hashes]
+        serials = {hashes[r.mdm_id][0]: r for r in new if hashes[r.mdm_id][0]}
+        udids = {hashes[r.mdm_id][1]: r for r in new if hashes[r.mdm_id][1]}
         if not serials and not udids:
             return {}
 
@@ -278,7 +455,7 @@ class BatchWriter:
         ).values_list(
             "pk", "mdm_id", "serial_hash", "udid_hash", "state", "group_id", "integration_id"
         )
-        batch_ids = {record.mdm_id for record, _ in batch}
+        batch_ids = {record.mdm_id for record, _, _ in batch}
         found = {}
         for pk, mdm_id, serial_hash, udid_hash, state, group_id, integration_id in matches:
             if integration_id != self.integration.pk:
@@ -292,46 +469,29 @@ class BatchWriter:
 
     # Apps and profiles.
 
-    def _write_inventory(self, due: list, run: SyncRun) -> None:
-        records = [record for _, record in due]
-        apps = self._fetch(self.connector.fetch_apps, records, run, "apps")
-        if apps is not None:
-            self._replace(due, apps, App, DeviceApp, "app_id", lambda item: item.version[:128])
+    def _write_inventory(self, due: list, inventory: Inventory) -> None:
+        missing = [record for _, record in due if record.mdm_id not in inventory.asked]
+        if missing:
+            inventory.add(self.fetcher.fetch(missing))
+
+        apps = [(pk, record) for pk, record in due if record.mdm_id in inventory.apps_asked]
+        if apps:
+            self._replace(apps, inventory.apps, App, DeviceApp, "app_id",
+                          lambda item: item.version[:128])  # fmt: skip
             # Only now that the apps are stored: a failed fetch is tried again next sync.
-            Device.objects.filter(pk__in=[pk for pk, _ in due]).update(
+            pks = [pk for pk, _ in apps]
+            Device.objects.filter(pk__in=pks).update(
                 apps_checkin=Coalesce(F("last_checkin"), timezone.now())
             )
+            if self.devices is not None:
+                for _, record in apps:
+                    entry = self.devices.get(record.mdm_id)
+                    if entry is not None:
+                        entry[4] = record.last_checkin or timezone.now()
 
-        ios = [(pk, record) for pk, record in due if record.platform == Device.IOS]
-        if ios and self.profiles_available:
-            profiles = self._fetch(
-                self.connector.fetch_profiles, [r for _, r in ios], run, "profiles"
-            )
-            if profiles is not None:
-                self._replace(ios, profiles, Profile, DeviceProfile, "profile_id", _managed)
-
-    def _fetch(self, call, records: list, run: SyncRun, what: str):
-        available = f"{what}_available"
-        if not getattr(self, available):
-            return None
-        try:
-            found = call(self.space, records)
-        except (NotFound, Forbidden) as error:
-            setattr(self, available, False)
-            reason = f"{what} unavailable: {error}"
-            if what == "profiles":
-                self.integration.profiles_unavailable = reason[:500]
-            run.messages = run.messages + [reason]
-            return None
-        except MdmError as error:
-            # Worth having, not worth failing the inventory for.
-            setattr(self, available, False)
-            run.messages = run.messages + [f"{what} not fetched: {error}"]
-            return None
-
-        if what == "profiles":
-            self.integration.profiles_unavailable = ""
-        return found
+        ios = [(pk, record) for pk, record in due if record.mdm_id in inventory.profiles_asked]
+        if ios:
+            self._replace(ios, inventory.profiles, Profile, DeviceProfile, "profile_id", _managed)
 
     def _replace(self, due, found, model, link, link_column, extra) -> None:
         """Makes the installs of the fetched devices exactly what the MDM reported.
@@ -340,21 +500,26 @@ class BatchWriter:
         read as "everything was uninstalled".
         """
         keyed = model is App
-        due = [(pk, record) for pk, record in due if record.mdm_id in found]
-        if not due:
-            return
-        items = {}
-        for _, record in due:
-            for item in found.get(record.mdm_id, ()):
-                key = (record.platform, item.identifier[:255]) if keyed else item.identifier[:255]
+        listed, items = [], {}
+        for pk, record in due:
+            found_items = found.get(record.mdm_id)
+            if found_items is None:
+                continue
+            keys = []
+            for item in found_items:
+                identifier = item.identifier[:255]
+                key = (record.platform, identifier) if keyed else identifier
                 items[key] = item
+                keys.append((key, item))
+            listed.append((pk, keys))
+        if not listed:
+            return
         ids = self._catalogue_ids(model, items, keyed)
 
         rows = []
-        for pk, record in due:
+        for pk, keys in listed:
             seen = set()
-            for item in found.get(record.mdm_id, ()):
-                key = (record.platform, item.identifier[:255]) if keyed else item.identifier[:255]
+            for key, item in keys:
                 target = ids.get(key)
                 if target is None or target in seen:
                     continue
@@ -362,12 +527,18 @@ class BatchWriter:
                 rows.append((pk, target, extra(item)))
 
         third = "version" if keyed else "installed_by_mdm"
-        device_ids = [pk for pk, _ in due]
+        device_ids = [pk for pk, _ in listed]
+        # Devices this batch created have nothing stored yet.
+        held = [pk for pk in device_ids if pk not in self.created]
         with transaction.atomic():
-            stored = link.objects.filter(device_id__in=device_ids)
-            before = list(stored.values_list("device_id", link_column))
-            stored.delete()
-            insert_rows(link, ["device_id", link_column, third], rows)
+            before = []
+            if held:
+                stored = link.objects.filter(device_id__in=held)
+                before = list(stored.values_list("device_id", link_column))
+                stored.delete()
+            # Ignoring conflicts: a device "created" here may be one an ad-hoc sync of that
+            # device inserted a moment before, with its installs.
+            insert_rows(link, ["device_id", link_column, third], rows, ignore_conflicts=True)
             inventory_fetched.send(
                 sender=model,
                 integration=self.integration,
@@ -423,20 +594,71 @@ class BatchWriter:
         return dict(query.values_list("identifier", "pk"))
 
 
-def apply(device, record, group, user_id, hashes, print_, now) -> None:
-    device.mdm_id = record.mdm_id
-    device.group = group
-    device.user_id = user_id
-    device.platform = record.platform
-    device.os_version = record.os_version
-    device.model = record.model
-    device.manufacturer = record.manufacturer
-    device.name = record.name
-    device.guid = record.guid
-    device.serial_hash, device.udid_hash = hashes
-    device.last_checkin = record.last_checkin
-    device.fingerprint = print_
-    device.synced_at = now
+def _note_user(state, user_id: int, group: ConsoleGroup) -> None:
+    """A user belongs to the highest group among their devices."""
+    best = state.user_best.get(user_id)
+    if best is None or group.priority < best:
+        state.user_best[user_id] = group.priority
+
+
+def identity_hashes(record: DeviceRecord) -> tuple[str, str]:
+    return crypto.identity_hash(record.serial), crypto.identity_hash(record.udid)
+
+
+def as_time(value) -> datetime | None:
+    """A time column read without Django's converters: SQLite's driver gives naive UTC."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def select(model, columns: list[str], where: tuple | None = None, **scope) -> list[tuple]:
+    """Rows of `columns` of `model` within `scope` (column = value), and where given, whose
+    `where[0]` column is one of the values `where[1]`, asked for in chunks.
+
+    Plain SQL, with values as the driver returns them: the sync reads many rows, and
+    Django's per-value preparation of IN lists and per-row conversion cost more than the
+    queries themselves.
+    """
+    quote = connection.ops.quote_name
+    conditions = [f"{quote(name)} = %s" for name in scope]
+    sql = f"SELECT {', '.join(map(quote, columns))} FROM {quote(model._meta.db_table)}"  # noqa: S608
+    chunks = [None]
+    if where is not None:
+        values = list(where[1])
+        chunks = [values[start : start + BATCH_SIZE] for start in range(0, len(values), BATCH_SIZE)]
+    found = []
+    with connection.cursor() as cursor:
+        for chunk in chunks:
+            terms = conditions + ([f"{quote(where[0])} IN ({', '.join(['%s'] * len(chunk))})"]
+                                  if chunk is not None else [])  # fmt: skip
+            clause = f" WHERE {' AND '.join(terms)}" if terms else ""
+            cursor.execute(sql + clause, [*scope.values(), *(chunk or [])])
+            found.extend(cursor.fetchall())
+    return found
+
+
+def device_values(record, group_id: int, user_id, hashes, print_: str, now) -> dict:
+    """The columns a sync writes to a device row, by attribute name."""
+    serial_hash, udid_hash = hashes or identity_hashes(record)
+    return {
+        "mdm_id": record.mdm_id,
+        "group_id": group_id,
+        "user_id": user_id,
+        "platform": record.platform,
+        "os_version": record.os_version,
+        "model": record.model,
+        "manufacturer": record.manufacturer,
+        "name": record.name,
+        "guid": record.guid,
+        "serial_hash": serial_hash,
+        "udid_hash": udid_hash,
+        "last_checkin": record.last_checkin,
+        "fingerprint": print_,
+        "synced_at": now,
+    }
 
 
 def _managed(item) -> bool:
@@ -463,23 +685,33 @@ def insert_rows(model, columns: list[str], rows: list[tuple], ignore_conflicts=F
             cursor.executemany(sql, rows[start : start + 2000])
 
 
-def fast_create(model, objects: list, ignore_conflicts: bool = False) -> None:
-    """Inserts unsaved model instances without the ORM's per-object cost; sets no pk.
+def insert_dicts(model, rows: list[dict], ignore_conflicts: bool = False) -> None:
+    """Inserts rows given as {attribute name: value} without building model instances.
 
-    Text, number, boolean and key columns go to the driver as they are; only the fields
-    that need Django's conversion (times, JSON, auto_now) pay for it.
+    A field a row leaves out gets its default; automatic times get the moment of the call.
+    Text, number, boolean and key values go to the driver as they are, times through the
+    backend's own adaptation, anything else through Django's full conversion.
     """
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     plain = (models.CharField, models.TextField, models.BooleanField, models.IntegerField)
+    adapt_time = connection.ops.adapt_datetimefield_value
+    now = adapt_time(timezone.now())
     prepare = []
-    for field in fields:
-        if isinstance(field, plain) or field.is_relation:
-            prepare.append(operator.attrgetter(field.attname))
+    for f in fields:
+        name, default = f.attname, f.get_default()
+        if isinstance(f, models.DateTimeField) and (f.auto_now or f.auto_now_add):
+            prepare.append(lambda row, now=now: now)
+        elif isinstance(f, plain) or f.is_relation:
+            prepare.append(lambda row, name=name, default=default: row.get(name, default))
+        elif type(f) is models.DateTimeField:
+            prepare.append(
+                lambda row, name=name, default=default: adapt_time(row.get(name, default))
+            )
         else:
             prepare.append(
-                lambda instance, field=field: field.get_db_prep_save(
-                    field.pre_save(instance, add=True), connection
+                lambda row, f=f, name=name, default=default: f.get_db_prep_save(
+                    row.get(name, default), connection
                 )
             )
-    rows = [tuple(get(instance) for get in prepare) for instance in objects]
-    insert_rows(model, [field.column for field in fields], rows, ignore_conflicts)
+    values = [tuple(get(row) for get in prepare) for row in rows]
+    insert_rows(model, [f.column for f in fields], values, ignore_conflicts)

@@ -135,14 +135,16 @@ def _promote_managed(tenant_id: int, profile_ids: list[int]) -> list[int]:
 def apps_fetched(tenant_id: int, device_ids, before: list[tuple], after: list[tuple]):
     """A protected device carrying a marked app has a malicious-app threat open; a marked
     app gone from a device mitigates its threat there."""
-    has = {(device_id, app_id) for device_id, app_id, _ in after}
-    removed = set(before) - has
-
     marks = set()
-    if has:
+    if after:
         marks = set(
             MaliciousApp.objects.filter(tenant_id=tenant_id).values_list("platform", "identifier")
         )
+    if not marks and not before:
+        return  # a first fetch with nothing marked: the common case of a first sync
+    has = {(device_id, app_id) for device_id, app_id, _ in after}
+    removed = set(before) - has
+
     if marks:
         guarded = protected(tenant_id, device_ids)
         carried = {(d, a) for d, a in has if d in guarded}

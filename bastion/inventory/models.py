@@ -185,11 +185,21 @@ class App(models.Model):
 
 
 class DeviceApp(models.Model):
-    # Served by the (device, app) unique index.
+    # Install rows are the inventory's bulk (a dozen or more per device) and only the sync
+    # writes them, for devices and catalogue entries it has just written; deletions cascade
+    # through Django. So no foreign-key check in the database, which would cost a lookup
+    # per row at each commit, and no index of the device column alone, which the (device,
+    # app) unique index serves.
     device = models.ForeignKey(
-        Device, on_delete=models.CASCADE, related_name="installed_apps", db_index=False
+        Device,
+        on_delete=models.CASCADE,
+        related_name="installed_apps",
+        db_index=False,
+        db_constraint=False,
     )
-    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="installations")
+    app = models.ForeignKey(
+        App, on_delete=models.CASCADE, related_name="installations", db_constraint=False
+    )
     version = models.CharField(max_length=128, blank=True)
 
     class Meta:
@@ -221,11 +231,17 @@ class Profile(models.Model):
 
 
 class DeviceProfile(models.Model):
-    # Served by the (device, profile) unique index.
+    # As for DeviceApp: written only by the sync, checked there.
     device = models.ForeignKey(
-        Device, on_delete=models.CASCADE, related_name="installed_profiles", db_index=False
+        Device,
+        on_delete=models.CASCADE,
+        related_name="installed_profiles",
+        db_index=False,
+        db_constraint=False,
     )
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="installations")
+    profile = models.ForeignKey(
+        Profile, on_delete=models.CASCADE, related_name="installations", db_constraint=False
+    )
     installed_by_mdm = models.BooleanField(default=False)
 
     class Meta:

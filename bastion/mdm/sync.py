@@ -12,10 +12,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from bastion.inventory.models import GROUP_NAME_SEPARATOR, ConsoleGroup, Device, DeviceUser
@@ -216,25 +217,26 @@ class SyncEngine:
         inventory = Inventory()
 
         pages = self.connector.iter_devices(self.space, [g.mdm_group_id for g in groups])
-        try:
-            for page, fetched in prefetch(with_inventory(pages, writer, fetcher, by_mdm_id)):
-                inventory.add(fetched)
-                if page.total is not None:
-                    state.totals[page.key] = page.total
-                for record in page.records:
-                    group = self._place(record, by_mdm_id, state)
-                    if group is not None:
-                        batch.append((record, group))
+        with relaxed_commits():
+            try:
+                for page, fetched in prefetch(with_inventory(pages, writer, fetcher, by_mdm_id)):
+                    inventory.add(fetched)
+                    if page.total is not None:
+                        state.totals[page.key] = page.total
+                    for record in page.records:
+                        group = self._place(record, by_mdm_id, state)
+                        if group is not None:
+                            batch.append((record, group))
 
-                if len(batch) >= BATCH_SIZE:
+                    if len(batch) >= BATCH_SIZE:
+                        writer.write(batch, run, state, inventory)
+                        batch, inventory = [], Inventory()
+                    self._heartbeat(run, state)
+
+                if batch:
                     writer.write(batch, run, state, inventory)
-                    batch, inventory = [], Inventory()
-                self._heartbeat(run, state)
-
-            if batch:
-                writer.write(batch, run, state, inventory)
-        finally:
-            run.messages = run.messages + fetcher.messages
+            finally:
+                run.messages = run.messages + fetcher.messages
         # Totals count a device once per group it is in; the finished bar shows 100 %.
         state.totals = {"": len(state.assigned)}
         self._heartbeat(run, state, force=True)
@@ -344,6 +346,29 @@ class SyncEngine:
                 "profiles_unavailable",
             ]
         )
+
+
+@contextmanager
+def relaxed_commits():
+    """PostgreSQL commits of the sync's batches without waiting for the disk flush.
+
+    A crash of the database can then lose the last moments of batches, never corrupt
+    them, and the next sync writes them again; the run's final status is committed after
+    this, durably. It spares a 100,000-device sync hundreds of flush waits.
+    """
+    relaxed = connection.vendor == "postgresql"
+    if relaxed:
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO OFF")
+    try:
+        yield
+    finally:
+        if relaxed:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("RESET synchronous_commit")
+            except DatabaseError:
+                pass  # the connection is gone, and with it the setting
 
 
 def with_inventory(pages, writer: BatchWriter, fetcher: InventoryFetcher, selected: dict):

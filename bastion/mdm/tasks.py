@@ -1,9 +1,11 @@
 """Thin Celery tasks: load ids, call the engine, return a summary."""
 
 import logging
+import time
 from datetime import timedelta
 
 from celery import shared_task
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from bastion.mdm.models import Integration, SyncRun
@@ -24,18 +26,88 @@ def sync_integration(run_id: int) -> dict:
     connector = connector_for(run.integration)
     try:
         run = SyncEngine(run.integration, connector).run(run.trigger, run=run)
+    except (OperationalError, InterfaceError) as error:
+        log.warning("sync lost the database run=%s: %s", run_id, _first_line(error))
+        ended = end_run_after_lost_database(run_id, error)
+        return {"run": run_id, "status": SyncRun.FAILED if ended else "unknown"}
     finally:
         connector.close()
     return {"run": run.pk, "status": run.status, **run.counts()}
 
 
+# How long a sync that lost its database waits for it to answer again to record the end.
+LOST_DATABASE_WAIT_SECONDS = 60
+
+
+def end_run_after_lost_database(run_id: int, error: Exception) -> bool:
+    """Records as failed a run whose database connection broke mid-sync (a restarted or
+    failed-over server); returns whether it did.
+
+    The engine records a failed run itself, but through the connection that broke, so the
+    run would stay "running" and block every sync of the integration until its heartbeat is
+    ten minutes old. This waits for the database on a new connection instead. What the run
+    wrote before is whole: each batch is one transaction, and removals come only after
+    every group was fetched, each chunk in its own transaction.
+    """
+    message = (
+        f"the database connection was lost during the sync ({_first_line(error)}); "
+        "what was written before stays, and the next sync completes the inventory"
+    )
+    deadline = time.monotonic() + LOST_DATABASE_WAIT_SECONDS
+    while True:
+        try:
+            connection.close()
+        except DatabaseError:
+            pass
+        try:
+            return _record_lost_database(run_id, message)
+        except (OperationalError, InterfaceError):
+            if time.monotonic() > deadline:
+                log.error("sync run=%s stays running: the database did not come back", run_id)
+                return False
+            time.sleep(1)
+
+
+def _record_lost_database(run_id: int, message: str) -> bool:
+    from bastion.ops.metrics import sync_finished
+
+    now = timezone.now()
+    run = SyncRun.objects.select_related("integration").filter(pk=run_id).first()
+    ended = SyncRun.objects.filter(pk=run_id, status=SyncRun.RUNNING).update(
+        status=SyncRun.FAILED, finished_at=now, heartbeat_at=now, error=message
+    )
+    if not ended:
+        return False
+
+    integration = run.integration
+    integration.status = Integration.FAILED
+    integration.last_error = message
+    integration.last_sync_at = now
+    integration.next_sync_at = now + timedelta(minutes=integration.sync_interval_minutes)
+    integration.save(update_fields=["status", "last_error", "last_sync_at", "next_sync_at"])
+    if run.started_at:
+        sync_finished(SyncRun.FAILED, (now - run.started_at).total_seconds())
+    return True
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:200]
+
+
 def enqueue_sync(integration: Integration, trigger: str) -> SyncRun:
-    """Stores a queued run, then hands its id to a worker."""
+    """Stores a queued run, then hands its id to a worker.
+
+    A broker that is down loses nothing and fails nothing: the run waits queued, and the
+    scheduler sends runs queued longer than REQUEUE_AFTER again."""
     run = SyncRun.objects.create(integration=integration, trigger=trigger)
     Integration.objects.filter(pk=integration.pk).exclude(status=Integration.SYNCING).update(
         status=Integration.QUEUED
     )
-    sync_integration.delay(run.pk)
+    try:
+        sync_integration.delay(run.pk)
+    except Exception:  # noqa: BLE001 - any broker failure is recovered by the scheduler
+        log.warning("sync not enqueued run=%s; the scheduler will send it again", run.pk)
     return run
 
 

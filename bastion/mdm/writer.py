@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.contrib.auth.hashers import make_password
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -666,23 +666,44 @@ def _managed(item) -> bool:
 
 
 def insert_rows(model, columns: list[str], rows: list[tuple], ignore_conflicts=False) -> None:
-    """A plain prepared INSERT run over many rows.
+    """A plain INSERT of many rows.
 
     Install rows and new devices are many in a first sync, and the ORM's per-object SQL
-    compilation would cost more than the MDM's answers take to fetch.
+    compilation would cost more than the MDM's answers take to fetch. SQLite runs in this
+    process, so one prepared statement over every row is cheapest there; PostgreSQL takes
+    the rows as one COPY. A conflict is rare (another sync or an ad-hoc sync of the same
+    device a moment before): when `ignore_conflicts` allows it, a COPY that meets one is
+    rolled back to its savepoint and the rows go in with ON CONFLICT DO NOTHING.
     """
     if not rows:
         return
+    if connection.vendor == "postgresql":
+        try:
+            with transaction.atomic():
+                _copy_rows(model, columns, rows)
+            return
+        except IntegrityError:
+            if not ignore_conflicts:
+                raise
     quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
-    names = ", ".join(quote(column) for column in columns)
-    placeholders = ", ".join(["%s"] * len(columns))
-    sql = f"INSERT INTO {table} ({names}) VALUES ({placeholders})"  # noqa: S608
+    names = ", ".join(map(quote, columns))
+    marks = ", ".join(["%s"] * len(columns))
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({names}) VALUES ({marks})"  # noqa: S608
     if ignore_conflicts:
         sql += " ON CONFLICT DO NOTHING"
     with connection.cursor() as cursor:
         for start in range(0, len(rows), 2000):
             cursor.executemany(sql, rows[start : start + 2000])
+
+
+def _copy_rows(model, columns: list[str], rows: list[tuple]) -> None:
+    quote = connection.ops.quote_name
+    names = ", ".join(map(quote, columns))
+    with connection.cursor() as cursor:
+        # The driver's own cursor: Django's wrapper has no COPY.
+        with cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 def insert_dicts(model, rows: list[dict], ignore_conflicts: bool = False) -> None:

@@ -20,7 +20,7 @@ class DeviceAuth(HttpBearer):
 
         now = timezone.now()
         # Touch at most once a minute: a hot device must not turn every call into a write.
-        if credential.last_used_at is None or (now - credential.last_used_at).seconds > 60:
+        if credential.last_used_at is None or (now - credential.last_used_at).total_seconds() > 60:
             DeviceCredential.objects.filter(pk=credential.pk).update(last_used_at=now)
         request.credential = credential
         request.device = credential.device

@@ -17,11 +17,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from bastion.inventory.models import Device
-from bastion.mdm.models import ActionTarget
 from bastion.threats.catalog import catalog
-from bastion.threats.matrix import HANDLED_ON_DEVICE, REMOVE, complete_rows, matrix_for
-from bastion.threats.models import AdminNotice, ResponseAction, ThreatEvent
-from bastion.threats.services import _enqueue, _enqueue_notices, apply_action, notify_window
+from bastion.threats.matrix import HANDLED_ON_DEVICE, complete_rows, matrix_for
+from bastion.threats.models import ResponseAction, ThreatEvent
+from bastion.threats.services import add_actions, add_notices, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +120,11 @@ def raise_findings(tenant_id: int, findings: list[Finding]) -> list[ThreatEvent]
 
     # Every supported database returns the new ids, which the actions below need.
     ThreatEvent.objects.bulk_create([event for event, _, _ in events], batch_size=500)
-    _add_actions(events)
-    _add_notices(events, now)
+    actions = add_actions(events)
+    notices = add_notices(events, now)
 
     stored_events = [event for event, _, _ in events]
-    transaction.on_commit(lambda: _enqueue_for(stored_events))
+    transaction.on_commit(lambda: enqueue(actions, notices))
     log.info("inventory threats raised count=%s tenant=%s", len(stored_events), tenant_id)
     return stored_events
 
@@ -146,56 +145,6 @@ def _raised(tenant_id: int, device_ids) -> dict[tuple, list[str]]:
 def _open(raised: dict, finding: Finding) -> bool:
     key = (finding.device_id, finding.kind, finding.object_id, finding.threat_id)
     return ThreatEvent.ACTIVE in raised.get(key, ())
-
-
-def _add_actions(events: list[tuple]) -> None:
-    wanted = [
-        (event, row, threat)
-        for event, row, threat in events
-        if row["enabled"] and row["mdm_action"] not in (None, HANDLED_ON_DEVICE)
-    ]
-    target_ids = {row["mdm_action"] for _, row, _ in wanted}
-    targets = ActionTarget.objects.in_bulk(list(target_ids))
-
-    actions = []
-    for event, row, threat in wanted:
-        target = targets.get(row["mdm_action"])
-        undo = row["mitigation"] == REMOVE and threat.mitigable
-        # As on the agent path: a target the MDM no longer offers fails at once, visibly.
-        actions.append(apply_action(event, event.device, target, undo))
-    ResponseAction.objects.bulk_create(actions, batch_size=500)
-
-
-def _add_notices(events: list[tuple], now) -> None:
-    wanted = [(event, threat) for event, row, threat in events if row["notify_admin"]]
-    if not wanted:
-        return
-    recent = set(
-        AdminNotice.objects.filter(
-            device_id__in={event.device_id for event, _ in wanted},
-            threat_id__in={threat.id for _, threat in wanted},
-            created_at__gte=now - notify_window(),
-        ).values_list("device_id", "threat_id")
-    )
-    notices = []
-    for event, threat in wanted:
-        if (event.device_id, threat.id) in recent:
-            continue
-        recent.add((event.device_id, threat.id))
-        notices.append(
-            AdminNotice(
-                tenant_id=event.tenant_id, event=event, device=event.device, threat_id=threat.id
-            )
-        )
-    AdminNotice.objects.bulk_create(notices, batch_size=500)
-
-
-def _enqueue_for(events: list[ThreatEvent]) -> None:
-    ids = [event.pk for event in events]
-    actions = ResponseAction.objects.filter(event_id__in=ids, state=ResponseAction.PENDING)
-    _enqueue(list(actions.values_list("pk", flat=True)))
-    notices = AdminNotice.objects.filter(event_id__in=ids, state=AdminNotice.PENDING)
-    _enqueue_notices(list(notices.values_list("pk", flat=True)))
 
 
 def active_events(tenant_id: int, kind: str, object_ids, threats=None, device_ids=None):
@@ -282,5 +231,5 @@ def mitigate_events(tenant_id: int, event_ids: list[int]) -> list[int]:
         )
     created = ResponseAction.objects.bulk_create(undos, batch_size=500)
     undo_ids = [action.pk for action in created]
-    transaction.on_commit(lambda: _enqueue(undo_ids))
+    transaction.on_commit(lambda: enqueue(undo_ids, []))
     return undo_ids

@@ -1,11 +1,10 @@
 """A per-device request limit shared by every web process: a counter row per device and
-fixed window, incremented atomically in the database."""
+fixed window, incremented atomically in the database by one statement."""
 
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import connection
 from django.utils import timezone
 
 from bastion.threats.models import DeviceRateWindow
@@ -23,20 +22,27 @@ def hit(device_id: int, now: datetime | None = None) -> int | None:
     epoch = int(now.timestamp())
     start = datetime.fromtimestamp(epoch - epoch % WINDOW_SECONDS, tz=now.tzinfo)
 
-    rows = DeviceRateWindow.objects.filter(device_id=device_id, window_start=start)
-    if not rows.update(count=F("count") + 1):
-        try:
-            with transaction.atomic():
-                DeviceRateWindow.objects.create(device_id=device_id, window_start=start, count=1)
-        except IntegrityError:
-            rows.update(count=F("count") + 1)
-        else:
-            # A new window: the device's old ones are of no more use.
-            DeviceRateWindow.objects.filter(
-                device_id=device_id, window_start__lt=start - timedelta(minutes=5)
-            ).delete()
-
-    count = rows.values_list("count", flat=True).first() or 0
+    count = _count(device_id, start)
+    if count == 1:
+        # A new window: the device's old ones are of no more use.
+        DeviceRateWindow.objects.filter(
+            device_id=device_id, window_start__lt=start - timedelta(minutes=5)
+        ).delete()
     if count > limit():
         return WINDOW_SECONDS - epoch % WINDOW_SECONDS
     return None
+
+
+def _count(device_id: int, start: datetime) -> int:
+    """Adds one to the device's counter for the window starting at `start`, creating it
+    the first time, and returns the new count: an upsert, so concurrent requests from
+    several processes neither lose a count nor collide."""
+    table = connection.ops.quote_name(DeviceRateWindow._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} (device_id, window_start, count) VALUES (%s, %s, 1) "  # noqa: S608
+        f"ON CONFLICT (device_id, window_start) DO UPDATE SET count = {table}.count + 1 "
+        "RETURNING count"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [device_id, connection.ops.adapt_datetimefield_value(start)])
+        return cursor.fetchone()[0]

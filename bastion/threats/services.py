@@ -59,7 +59,7 @@ def report_threats(device: Device, reports: list[Report]) -> list[ThreatEvent]:
     for report in reports:
         check_report(device, report, now)
 
-    events, created = [], []
+    events = []
     with transaction.atomic():
         # One writer per device at a time: decisions such as "another active threat still
         # needs this label" read a stable picture.
@@ -68,7 +68,8 @@ def report_threats(device: Device, reports: list[Report]) -> list[ThreatEvent]:
             .select_related("group__integration")
             .get(pk=device.pk)
         )
-        # One query for the repeats and one matrix for the whole batch, not one per event.
+        # A handful of statements per batch, whatever its size: the repeats in one query,
+        # the matrix once, the new events, their actions and notices each in one insert.
         known = {
             event.agent_event_id: event
             for event in ThreatEvent.objects.filter(
@@ -77,6 +78,7 @@ def report_threats(device: Device, reports: list[Report]) -> list[ThreatEvent]:
         }
         matrix = matrix_for(device.group)
         rows = complete_rows(matrix.current.rows)
+        created = []
         for report in reports:
             event = known.get(report.event_id)
             if event is not None:
@@ -86,59 +88,93 @@ def report_threats(device: Device, reports: list[Report]) -> list[ThreatEvent]:
                     )
                 events.append(event)
                 continue
-            event = _record(device, report, now, matrix, rows)
+            threat = catalog().get(report.threat_id)
+            row = rows[threat.id]
+            event = _new_event(device, report, now, matrix.current, row)
             known[report.event_id] = event
             events.append(event)
-            created.append(event)
+            created.append((event, row, threat))
 
-        transaction.on_commit(lambda: _enqueue_for(created))
+        if created:
+            ThreatEvent.objects.bulk_create([event for event, _, _ in created])
+            actions = add_actions(created)
+            notices = add_notices(created, now)
+            for event, _, threat in created:
+                log.info("threat event=%s device=%s threat=%s", event.pk, device.pk, threat.id)
+            transaction.on_commit(lambda: enqueue(actions, notices))
     return events
 
 
-def _record(device: Device, report: Report, now: datetime, matrix, rows: dict) -> ThreatEvent:
-    threat = catalog().get(report.threat_id)
-    row = rows[threat.id]
-    event = ThreatEvent.objects.create(
+def _new_event(device: Device, report: Report, now: datetime, version, row: dict) -> ThreatEvent:
+    return ThreatEvent(
         tenant_id=device.tenant_id,
         device=device,
         group=device.group,
-        matrix_version=matrix.current,
+        matrix_version=version,
         agent_event_id=report.event_id,
-        threat_id=threat.id,
+        threat_id=report.threat_id,
         severity=row["severity"],
         detected_at=report.detected_at,
         received_at=now,
         details=report.details,
         ignored=not row["enabled"],
-    )
-    if not row["enabled"]:
-        return event
-
-    action = row["mdm_action"]
-    if action == HANDLED_ON_DEVICE:
         # Only the MDM's built-in agent takes local actions; a standalone agent on such a
         # row gets no MDM answer at all.
-        if device.agent_kind == Device.AGENT_MDM:
-            event.handled_on_device = True
-            event.save(update_fields=["handled_on_device"])
-    elif action is not None:
-        _add_apply(event, device, action, undo=row["mitigation"] == REMOVE and threat.mitigable)
+        handled_on_device=(
+            row["enabled"]
+            and row["mdm_action"] == HANDLED_ON_DEVICE
+            and device.agent_kind == Device.AGENT_MDM
+        ),
+    )
 
-    if row["notify_admin"]:
-        recent = AdminNotice.objects.filter(
-            device=device, threat_id=threat.id, created_at__gte=now - notify_window()
-        ).exists()
-        if not recent:
-            AdminNotice.objects.create(
-                tenant_id=device.tenant_id, event=event, device=device, threat_id=threat.id
+
+def add_actions(events: list[tuple]) -> list[int]:
+    """Stores the MDM applies that the rows of stored (event, row, threat) ask for;
+    returns the ids of those to deliver."""
+    wanted = [
+        (event, row, threat)
+        for event, row, threat in events
+        if row["enabled"] and row["mdm_action"] not in (None, HANDLED_ON_DEVICE)
+    ]
+    if not wanted:
+        return []
+    targets = ActionTarget.objects.in_bulk(list({row["mdm_action"] for _, row, _ in wanted}))
+    actions = []
+    for event, row, threat in wanted:
+        target = targets.get(row["mdm_action"])
+        undo = row["mitigation"] == REMOVE and threat.mitigable
+        actions.append(apply_action(event, event.device, target, undo))
+    ResponseAction.objects.bulk_create(actions, batch_size=500)
+    return [action.pk for action in actions if action.state == ResponseAction.PENDING]
+
+
+def add_notices(events: list[tuple], now: datetime) -> list[int]:
+    """Stores an administrator notice for each stored (event, row, threat) whose row asks
+    for one, unless the device had one for that threat within the window; returns ids."""
+    wanted = [
+        (event, threat) for event, row, threat in events if row["enabled"] and row["notify_admin"]
+    ]
+    if not wanted:
+        return []
+    recent = set(
+        AdminNotice.objects.filter(
+            device_id__in={event.device_id for event, _ in wanted},
+            threat_id__in={threat.id for _, threat in wanted},
+            created_at__gte=now - notify_window(),
+        ).values_list("device_id", "threat_id")
+    )
+    notices = []
+    for event, threat in wanted:
+        if (event.device_id, threat.id) in recent:
+            continue
+        recent.add((event.device_id, threat.id))
+        notices.append(
+            AdminNotice(
+                tenant_id=event.tenant_id, event=event, device=event.device, threat_id=threat.id
             )
-    log.info("threat event=%s device=%s threat=%s", event.pk, device.pk, threat.id)
-    return event
-
-
-def _add_apply(event: ThreatEvent, device: Device, target_id: int, undo: bool) -> None:
-    target = ActionTarget.objects.filter(pk=target_id).first()
-    apply_action(event, device, target, undo).save()
+        )
+    AdminNotice.objects.bulk_create(notices, batch_size=500)
+    return [notice.pk for notice in notices]
 
 
 def apply_action(event, device: Device, target: ActionTarget | None, undo: bool):
@@ -344,15 +380,10 @@ def retry_action(action: ResponseAction) -> bool:
     return bool(reset)
 
 
-def _enqueue_for(events: list[ThreatEvent]) -> None:
-    ids = list(
-        ResponseAction.objects.filter(event__in=events, state=ResponseAction.PENDING).values_list(
-            "pk", flat=True
-        )
-    )
-    _enqueue(ids)
-    notices = AdminNotice.objects.filter(event__in=events, state=AdminNotice.PENDING)
-    _enqueue_notices(list(notices.values_list("pk", flat=True)))
+def enqueue(action_ids: list[int], notice_ids: list[int]) -> None:
+    """Hands stored actions and notices to the workers (after the commit that stored them)."""
+    _enqueue(action_ids)
+    _enqueue_notices(notice_ids)
 
 
 def _enqueue(action_ids: list[int]) -> None:

@@ -5,8 +5,10 @@ worth retrying, and turns every answer that is not a usable 2xx into one of the
 exceptions of `base`. Nothing above it sees httpx.
 """
 
+import functools
 import json
 import logging
+import os
 import random
 import re
 import ssl
@@ -405,13 +407,27 @@ class HttpClient:
             log.exception("on_response hook failed")
 
 
-def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext | bool:
+def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """The verifying TLS context for a CA bundle (None: the trusted public roots).
+
+    Loading a bundle costs tens of milliseconds, which every MDM action delivered would
+    pay; contexts are shared (they are not changed after creation) and a bundle is read
+    again when its file changes.
+    """
     if not ca_bundle:
-        return True
+        return _cached_context(None, None)
     try:
-        return ssl.create_default_context(cafile=ca_bundle)
+        stamp = os.stat(ca_bundle).st_mtime_ns
+        return _cached_context(ca_bundle, stamp)
     except (OSError, ssl.SSLError) as error:
         raise TlsError(f"the CA bundle can't be read: {clean_message(str(error))}") from None
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_context(ca_bundle: str | None, stamp: int | None) -> ssl.SSLContext:
+    if ca_bundle is None:
+        return httpx.create_ssl_context()
+    return ssl.create_default_context(cafile=ca_bundle)
 
 
 def _reason(error: BaseException) -> str:

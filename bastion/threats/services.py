@@ -12,7 +12,12 @@ from django.utils import timezone
 from bastion.inventory.models import Device
 from bastion.mdm.models import ActionTarget, Integration
 from bastion.threats.catalog import catalog
-from bastion.threats.matrix import HANDLED_ON_DEVICE, REMOVE, complete_rows, matrix_for
+from bastion.threats.matrix import (
+    HANDLED_ON_DEVICE,
+    REMOVE,
+    complete_rows,
+    matrix_for,
+)
 from bastion.threats.models import AdminNotice, ResponseAction, ThreatEvent
 
 log = logging.getLogger(__name__)
@@ -63,20 +68,23 @@ def report_threats(device: Device, reports: list[Report]) -> list[ThreatEvent]:
     with transaction.atomic():
         # One writer per device at a time: decisions such as "another active threat still
         # needs this label" read a stable picture.
+        # The group's matrix comes with the device: a handful of statements per batch,
+        # whatever its size (the repeats in one query, the new events, their actions and
+        # notices each in one insert).
         device = (
             Device.objects.select_for_update(of=("self",))
-            .select_related("group__integration")
+            .select_related("group__integration", "group__matrix__current")
             .get(pk=device.pk)
         )
-        # A handful of statements per batch, whatever its size: the repeats in one query,
-        # the matrix once, the new events, their actions and notices each in one insert.
         known = {
             event.agent_event_id: event
             for event in ThreatEvent.objects.filter(
                 device=device, agent_event_id__in={report.event_id for report in reports}
             )
         }
-        matrix = matrix_for(device.group)
+        matrix = getattr(device.group, "matrix", None)
+        if matrix is None or matrix.current is None:
+            matrix = matrix_for(device.group)
         rows = complete_rows(matrix.current.rows)
         created = []
         for report in reports:

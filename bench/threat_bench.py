@@ -8,8 +8,9 @@ workers on Redis, the MobileIron Core emulator in its own process.
 threat: every device reports one threat as fast as the generator can send (events accepted
 per second, batches not used), then a trickle of reports while the workers are idle gives
 report-to-applied latency (p50, p95, p99). intake: an open-loop generator sends `--rate`
-reports per second spread over every device for `--duration` seconds; a share of them
-(`--action-share`) asks for an MDM label, the rest for no MDM action; prints the rate held,
+events per second spread over every device for `--duration` seconds, in requests of
+`--batch` events (1: single reports); a share of the events (`--action-share`) asks for an
+MDM label, the rest for no MDM action; prints the rate held,
 device-API latency percentiles, errors, lost events (answered 200 but not stored), and
 report-to-applied for the MDM actions.
 
@@ -47,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["threat", "intake"], default="threat")
     parser.add_argument("--devices", type=int, help="Simulated devices (1,000 / 5,000).")
-    parser.add_argument("--rate", type=float, default=500, help="intake: reports per second")
+    parser.add_argument("--rate", type=float, default=500, help="intake: events per second")
     parser.add_argument("--duration", type=float, default=180, help="intake: seconds")
     parser.add_argument(
         "--action-share",
@@ -58,9 +59,8 @@ def main() -> None:
     parser.add_argument(
         "--batch",
         type=int,
-        default=10,
-        help="threat: events per device, "
-        "sent as one batch (the first asks for a label); 1 = single reports",
+        help="events per request, sent as one batch; 1 = single reports. threat: events "
+        "per device, the first asks for a label (default 10); intake: default 1",
     )
     parser.add_argument("--idle-reports", type=int, default=100, help="threat: idle trickle")
     parser.add_argument("--threads", type=int, default=48, help="generator threads")
@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--worker-concurrency", type=int, default=2)
     args = parser.parse_args()
     args.devices = args.devices or (1000 if args.mode == "threat" else 5000)
+    args.batch = args.batch or (10 if args.mode == "threat" else 1)
 
     stack = Stack(
         name="bastion_threat_bench",
@@ -244,21 +245,32 @@ def intake_mode(stack: Stack, credentials: list[str], args) -> dict:
     accepted: list[str] = []
     lock = threading.Lock()
     client = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=args.threads))
-    total = int(args.rate * args.duration)
+    requests_per_second = args.rate / args.batch
+    total = int(requests_per_second * args.duration)
     rng = random.Random(7)
+    # One request per item: a device and its `batch` events, each asking for the label
+    # with probability `action_share`.
     plan = [
-        (f"intake-{i}", credentials[i % len(credentials)],
-         ACTION_THREAT if rng.random() < args.action_share else QUIET_THREAT)
+        (credentials[i % len(credentials)],
+         [(f"intake-{i}-{n}", ACTION_THREAT if rng.random() < args.action_share else QUIET_THREAT)
+          for n in range(args.batch)])
         for i in range(total)
     ]  # fmt: skip
 
     def send(item, planned: float):
-        event_id, credential, threat = item
-        sent_at[event_id] = time.time()
+        credential, events = item
+        now = time.time()
+        for event_id, _ in events:
+            sent_at[event_id] = now
         started = time.perf_counter()
         waited = (time.monotonic() - planned) * 1000
         try:
-            status = _post_report(client, stack.web_url, credential, event_id, threat).status_code
+            if args.batch == 1:
+                ((event_id, threat),) = events
+                answer = _post_report(client, stack.web_url, credential, event_id, threat)
+            else:
+                answer = _post_batch(client, stack.web_url, credential, events)
+            status = answer.status_code
         except httpx.HTTPError:
             status = 0
         elapsed = (time.perf_counter() - started) * 1000
@@ -268,14 +280,14 @@ def intake_mode(stack: Stack, credentials: list[str], args) -> dict:
             planned_latencies.append(waited + elapsed)
             statuses[status] = statuses.get(status, 0) + 1
             if status == 200:
-                accepted.append(event_id)
+                accepted.extend(event_id for event_id, _ in events)
 
     # Open loop: each report leaves at its planned time, whatever the answers before it.
     cpu, began = cpu_seconds(), time.monotonic()
     behind = 0
     with ThreadPoolExecutor(args.threads) as pool:
         for index, item in enumerate(plan):
-            due = began + index / args.rate
+            due = began + index / requests_per_second
             pause = due - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
@@ -296,7 +308,8 @@ def intake_mode(stack: Stack, credentials: list[str], args) -> dict:
     )[0][0]
     drained = wait_for_actions(stack, "intake-%", actions, timeout=600)
     return {
-        "sent": total,
+        "sent": total * args.batch,
+        "requests": total,
         "rate": len(accepted) / wall,
         "ms": percentiles(latencies),
         "planned_ms": percentiles(planned_latencies),
@@ -414,9 +427,10 @@ def print_report(args, devices: int, baselines: dict, figures: dict) -> None:
         print(f"emulator label calls: {figures['label_calls']}")
     else:
         print(
-            f"sent {figures['sent']} at {args.rate:.0f}/s planned; accepted "
-            f"{figures['rate']:.0f}/s; answers {figures['statuses']}; lost {figures['lost']}; "
-            f"sent late {figures['behind']}"
+            f"sent {figures['sent']} events in {figures['requests']} requests of {args.batch} at "
+            f"{args.rate:.0f} events/s planned; accepted {figures['rate']:.0f} events/s; "
+            f"answers {figures['statuses']}; lost {figures['lost']}; "
+            f"requests sent late {figures['behind']}"
         )
         print(
             f"all answered {figures['seconds']:.0f}s after the start "

@@ -16,7 +16,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import DatabaseError, IntegrityError, connection, transaction
+import psycopg
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 
 from bastion.inventory.models import GROUP_NAME_SEPARATOR, ConsoleGroup, Device, DeviceUser
@@ -57,6 +65,79 @@ class _State:
     skipped: Counter = field(default_factory=Counter)
     totals: dict[str, int] = field(default_factory=dict)
     writer: BatchWriter | None = None
+
+
+# What a broken database connection raises: Django's errors, and the driver's own where the
+# sync uses its cursor directly (COPY).
+LOST_CONNECTION = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+# How long a sync that lost its database waits for it to answer again to record the end.
+LOST_DATABASE_WAIT_SECONDS = 60
+
+
+def end_run_after_lost_database(run_id: int, error: Exception) -> str:
+    """Records as failed a run whose database connection broke mid-sync (a restarted or
+    failed-over server); returns the run's status, "unknown" if the database stayed away.
+
+    The engine records a failed run itself, but through the connection that broke, so the
+    run would stay "running" and block every sync of the integration until its heartbeat is
+    ten minutes old. This waits for the database on a new connection instead. What the run
+    committed before the loss stays; the next sync completes the inventory.
+    """
+    message = (
+        f"the database connection was lost during the sync ({_first_line(error)}); "
+        "what was written before stays, and the next sync completes the inventory"
+    )
+    deadline = time.monotonic() + LOST_DATABASE_WAIT_SECONDS
+    while True:
+        try:
+            connection.close()
+        except DatabaseError:
+            pass
+        try:
+            return _record_lost_database(run_id, message)
+        except LOST_CONNECTION:
+            if time.monotonic() > deadline:
+                log.error("sync run=%s stays running: the database did not come back", run_id)
+                return "unknown"
+            time.sleep(1)
+
+
+def _connection_usable() -> bool:
+    try:
+        return connection.connection is not None and connection.is_usable()
+    except DatabaseError:
+        return False
+
+
+def _record_lost_database(run_id: int, message: str) -> str:
+    now = timezone.now()
+    run = SyncRun.objects.select_related("integration").filter(pk=run_id).first()
+    ended = SyncRun.objects.filter(pk=run_id, status=SyncRun.RUNNING).update(
+        status=SyncRun.FAILED, finished_at=now, heartbeat_at=now, error=message
+    )
+    if run is None or not ended:
+        # The engine recorded the end itself: the connection had survived the error.
+        return run.status if run is not None else "gone"
+
+    integration = run.integration
+    integration.status = Integration.FAILED
+    integration.last_error = message
+    integration.last_sync_at = now
+    integration.next_sync_at = now + timedelta(minutes=integration.sync_interval_minutes)
+    integration.save(update_fields=["status", "last_error", "last_sync_at", "next_sync_at"])
+    if run.started_at:
+        sync_finished(SyncRun.FAILED, (now - run.started_at).total_seconds())
+    return SyncRun.FAILED
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:200]
 
 
 def claim_run(
@@ -132,7 +213,12 @@ class SyncEngine:
             )
         except MdmError as error:
             self._finish(run, SyncRun.FAILED, Integration.FAILED, str(error))
-        except Exception:
+        except Exception as error:
+            if isinstance(error, LOST_CONNECTION) and not _connection_usable():
+                # Recording the end through the connection that broke would fail too.
+                log.warning("sync lost the database run=%s: %s", run.pk, _first_line(error))
+                run.status = end_run_after_lost_database(run.pk, error)
+                return run
             log.exception("sync crashed integration=%s run=%s", self.integration.pk, run.pk)
             self._finish(run, SyncRun.FAILED, Integration.FAILED, "internal error; see the logs")
             raise

@@ -1,12 +1,9 @@
 """Thin Celery tasks: load ids, call the engine, return a summary."""
 
 import logging
-import time
 from datetime import timedelta
 
-import psycopg
 from celery import shared_task
-from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from bastion.mdm.models import Integration, SyncRun
@@ -27,80 +24,9 @@ def sync_integration(run_id: int) -> dict:
     connector = connector_for(run.integration)
     try:
         run = SyncEngine(run.integration, connector).run(run.trigger, run=run)
-    except LOST_CONNECTION as error:
-        log.warning("sync lost the database run=%s: %s", run_id, _first_line(error))
-        return {"run": run_id, "status": end_run_after_lost_database(run_id, error)}
     finally:
         connector.close()
     return {"run": run.pk, "status": run.status, **run.counts()}
-
-
-# What a broken database connection raises: Django's errors, and the driver's own where the
-# sync uses its cursor directly (COPY).
-LOST_CONNECTION = (
-    OperationalError,
-    InterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-)
-# How long a sync that lost its database waits for it to answer again to record the end.
-LOST_DATABASE_WAIT_SECONDS = 60
-
-
-def end_run_after_lost_database(run_id: int, error: Exception) -> str:
-    """Records as failed a run whose database connection broke mid-sync (a restarted or
-    failed-over server); returns the run's status, "unknown" if the database stayed away.
-
-    The engine records a failed run itself, but through the connection that broke, so the
-    run would stay "running" and block every sync of the integration until its heartbeat is
-    ten minutes old. This waits for the database on a new connection instead. What the run
-    committed before the loss stays; the next sync completes the inventory.
-    """
-    message = (
-        f"the database connection was lost during the sync ({_first_line(error)}); "
-        "what was written before stays, and the next sync completes the inventory"
-    )
-    deadline = time.monotonic() + LOST_DATABASE_WAIT_SECONDS
-    while True:
-        try:
-            connection.close()
-        except DatabaseError:
-            pass
-        try:
-            return _record_lost_database(run_id, message)
-        except LOST_CONNECTION:
-            if time.monotonic() > deadline:
-                log.error("sync run=%s stays running: the database did not come back", run_id)
-                return "unknown"
-            time.sleep(1)
-
-
-def _record_lost_database(run_id: int, message: str) -> str:
-    from bastion.ops.metrics import sync_finished
-
-    now = timezone.now()
-    run = SyncRun.objects.select_related("integration").filter(pk=run_id).first()
-    ended = SyncRun.objects.filter(pk=run_id, status=SyncRun.RUNNING).update(
-        status=SyncRun.FAILED, finished_at=now, heartbeat_at=now, error=message
-    )
-    if run is None or not ended:
-        # The engine recorded the end itself: the connection had survived the error.
-        return run.status if run is not None else "gone"
-
-    integration = run.integration
-    integration.status = Integration.FAILED
-    integration.last_error = message
-    integration.last_sync_at = now
-    integration.next_sync_at = now + timedelta(minutes=integration.sync_interval_minutes)
-    integration.save(update_fields=["status", "last_error", "last_sync_at", "next_sync_at"])
-    if run.started_at:
-        sync_finished(SyncRun.FAILED, (now - run.started_at).total_seconds())
-    return SyncRun.FAILED
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:200]
 
 
 def enqueue_sync(integration: Integration, trigger: str) -> SyncRun:

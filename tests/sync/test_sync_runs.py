@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
 
 from bastion.mdm import tasks
 from bastion.mdm.models import ActionTarget, Integration, SyncRun
@@ -84,6 +85,22 @@ def test_queued_runs_whose_message_was_lost_are_sent_again(core_integration):
     tasks.sync_integration(lost.pk)
     lost.refresh_from_db()
     assert lost.status == SyncRun.DONE
+
+
+def test_a_sync_asked_for_while_the_broker_is_down_waits_queued(core_integration, monkeypatch):
+    def broker_down(*args, **kwargs):
+        raise BrokerError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.sync_integration, "delay", broker_down)
+    run = tasks.enqueue_sync(core_integration, SyncRun.MANUAL)
+
+    sent = []
+    monkeypatch.setattr(tasks.sync_integration, "delay", sent.append)
+    assert tasks.requeue_lost_runs(timezone.now()) == 0
+    assert tasks.requeue_lost_runs(timezone.now() + tasks.REQUEUE_AFTER * 2) == 1
+    assert sent == [run.pk]
+    run.refresh_from_db()
+    assert run.status == SyncRun.QUEUED
 
 
 def test_a_run_records_its_counts_duration_and_progress(synced_core):

@@ -227,6 +227,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
         "options": {"expires": 25},
     },
+    "prune-rate-windows": {
+        "task": "bastion.threats.tasks.prune_rate_windows",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
     "sweep-pending-emails": {
         "task": "bastion.activation.tasks.sweep_pending_emails",
         "schedule": 60.0,

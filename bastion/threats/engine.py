@@ -60,8 +60,8 @@ def claim(action_id: int, now: datetime | None = None) -> tuple[str, str]:
     """Returns ("claimed", token), ("busy", "") or ("skipped", "")."""
     now = now or timezone.now()
     with transaction.atomic():
-        action = ResponseAction.objects.filter(pk=action_id).first()
-        if action is None or not ResponseAction.objects.filter(claimable(now), pk=action_id):
+        action = ResponseAction.objects.filter(claimable(now), pk=action_id).first()
+        if action is None:
             return "skipped", ""
 
         # The device row is the per-device lock: one claimer at a time decides.
@@ -102,12 +102,9 @@ def deliver(action_id: int, now: datetime | None = None) -> Outcome:
         _finish(action, token, ResponseAction.FAILED, "the action has no MDM target")
         return Outcome("failed", error="no target")
 
-    from bastion.mdm.services import connector_for
-
     spec = ActionSpec(kind=action.kind, name=action.name, attribute=action.attribute)
     space = action.integration.space_id
-    # The outbox does the retrying, with its own backoff: the connector tries once.
-    connector = connector_for(action.integration, retries=0)
+    connector = _connector(action.integration)
     try:
         if action.op == ResponseAction.APPLY:
             connector.apply_action(space, spec, action.device.mdm_id)
@@ -118,12 +115,37 @@ def deliver(action_id: int, now: datetime | None = None) -> Outcome:
     except Exception as error:  # noqa: BLE001 - a bug must not leave the action claimed
         log.exception("action delivery crashed action=%s", action.pk)
         return _failed(action, token, error, f"internal error: {type(error).__name__}")
-    finally:
-        connector.close()
 
     _finish(action, token, ResponseAction.DONE, "")
     log.info("action done action=%s op=%s device=%s", action.pk, action.op, action.device_id)
     return Outcome("done")
+
+
+# One connector per integration and worker process, kept between deliveries: a burst of
+# threats then reuses one connection to the MDM instead of building a client per action.
+_CONNECTORS: dict[int, tuple[tuple, object]] = {}
+
+
+def _connector(integration):
+    from bastion.mdm.services import connector_for
+
+    # Any change to how the MDM is reached makes a new one.
+    key = (
+        integration.kind,
+        integration.url,
+        integration.username,
+        integration.password_encrypted,
+        integration.ca_bundle,
+    )
+    kept = _CONNECTORS.get(integration.pk)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    if kept is not None:
+        kept[1].close()
+    # The outbox does the retrying, with its own backoff: the connector tries once.
+    connector = connector_for(integration, retries=0)
+    _CONNECTORS[integration.pk] = (key, connector)
+    return connector
 
 
 def _cannot_deliver(action: ResponseAction) -> str:

@@ -23,14 +23,19 @@ def hit(device_id: int, now: datetime | None = None) -> int | None:
     start = datetime.fromtimestamp(epoch - epoch % WINDOW_SECONDS, tz=now.tzinfo)
 
     count = _count(device_id, start)
-    if count == 1:
-        # A new window: the device's old ones are of no more use.
-        DeviceRateWindow.objects.filter(
-            device_id=device_id, window_start__lt=start - timedelta(minutes=5)
-        ).delete()
     if count > limit():
         return WINDOW_SECONDS - epoch % WINDOW_SECONDS
     return None
+
+
+def prune(now: datetime | None = None) -> int:
+    """Deletes the windows that ended more than five minutes ago (the scheduler's job, so
+    that no device request pays for it); returns how many."""
+    now = now or timezone.now()
+    deleted, _ = DeviceRateWindow.objects.filter(
+        window_start__lt=now - timedelta(minutes=5)
+    ).delete()
+    return deleted
 
 
 def _count(device_id: int, start: datetime) -> int:

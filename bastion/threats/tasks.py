@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from bastion.threats import engine, notify
+from bastion.threats import engine, notify, ratelimit
 from bastion.threats.models import AdminNotice
 
 SWEEP_LIMIT = 500
@@ -37,3 +37,8 @@ def sweep_pending_actions() -> dict:
     for notice_id in notices:
         send_notice.delay(notice_id)
     return {"actions": len(actions), "notices": len(notices)}
+
+
+@shared_task(name="bastion.threats.tasks.prune_rate_windows")
+def prune_rate_windows() -> dict:
+    return {"deleted": ratelimit.prune()}

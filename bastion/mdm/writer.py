@@ -191,6 +191,7 @@ class BatchWriter:
         self.catalogue: dict[tuple, int] = {}
         # mdm_id -> [pk, fingerprint, state, group_id, apps_checkin, user_id]
         self.devices: dict[str, list] | None = None
+        self.indexed: int | None = None  # how many devices the index held at the start
         # What the fingerprint must change with besides the record: how users are kept.
         self.user_mode = f"{int(self.anonymous)}{int(self.mask)}"
         self.created: set[int] = set()  # devices the current batch inserted
@@ -201,6 +202,7 @@ class BatchWriter:
         rows = select(Device, DEVICE_ENTRY, integration_id=self.integration.pk)
         for mdm_id, pk, print_, state, group_id, checkin, user_id in rows:
             self.devices[mdm_id] = [pk, print_, state, group_id, as_time(checkin), user_id]
+        self.indexed = len(self.devices)
 
     def apps_checkin(self, mdm_id: str):
         """What the index knows of a device's last app fetch: None for never, or a time.
@@ -441,6 +443,8 @@ class BatchWriter:
         `hashes` holds the identity hashes of the batch's devices new to this integration.
         Returns new mdm_id -> (pk, state, group_id) of the record to reuse.
         """
+        if self.indexed == 0:
+            return {}  # the integration held no device when this sync began: a first sync
         new = [record for record, _, _ in batch if record.mdm_id in hashes]
         serials = {hashes[r.mdm_id][0]: r for r in new if hashes[r.mdm_id][0]}
         udids = {hashes[r.mdm_id][1]: r for r in new if hashes[r.mdm_id][1]}

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -165,10 +166,28 @@ def scheduler():
 @click.option("--bind", default="127.0.0.1:8000", show_default=True)
 def run(bind):
     """Start the web server, a worker and the scheduler together (embedded mode)."""
+    check_bind(bind)
     migrate()
     processes = start_processes(bind)
     click.echo(f"Bastion is running at http://{bind}/ (Ctrl-C stops it)")
-    wait_for(processes)
+    stopped = wait_for(processes)
+    if stopped is not None:
+        raise click.ClickException(f"{stopped} stopped on its own, so the others were stopped")
+
+
+def check_bind(bind: str) -> None:
+    """Fails before anything starts when the address can't be served from."""
+    host, _, port = bind.rpartition(":")
+    if not port.isdigit():
+        raise click.BadParameter(f"{bind!r} is not host:port", param_hint="--bind")
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host or "127.0.0.1", int(port)))
+        except OSError as error:
+            raise click.ClickException(
+                f"can't serve on {bind}: {error.strerror or error}; choose another with --bind"
+            ) from None
 
 
 def _web_argv(bind: str, workers: int, access_log: bool = True) -> list[str]:
@@ -208,16 +227,29 @@ def start_processes(
     return processes
 
 
-def wait_for(processes: list[subprocess.Popen]) -> None:
+PROCESS_NAMES = ["the web server", "the worker", "the scheduler"]
+
+
+def wait_for(processes: list[subprocess.Popen]) -> str | None:
+    """Waits until Ctrl-C, SIGTERM or one process exits, then stops them all.
+
+    Returns the name and exit status of a process that exited on its own, else None."""
+    asked = []
+
     def stop(*_):
+        asked.append(True)
         for process in processes:
             if process.poll() is None:
                 process.terminate()
 
     signal.signal(signal.SIGTERM, stop)
+    stopped = None
     try:
         while all(process.poll() is None for process in processes):
             time.sleep(0.5)
+        if not asked:
+            index = next(i for i, process in enumerate(processes) if process.poll() is not None)
+            stopped = f"{PROCESS_NAMES[index]} (exit status {processes[index].returncode})"
     except KeyboardInterrupt:
         pass
     finally:
@@ -227,6 +259,7 @@ def wait_for(processes: list[subprocess.Popen]) -> None:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+    return stopped
 
 
 @main.command(name="rotate-secrets")
@@ -295,16 +328,54 @@ def admin():
 def admin_create(username, tenant_name, role, password_env):
     """Create a console account with a role in a tenant."""
     migrate()
+    from django.contrib.auth import get_user_model
+
     from bastion.tenancy.services import create_administrator
 
     tenant_obj = find_tenant(tenant_name)
+    existed = get_user_model().objects.filter(username=username).exists()
     password = secret_input(password_env, "Password")
     try:
         user = create_administrator(tenant_obj, username, password, role)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     record_cli(tenant_obj, "membership.set", "user", user.pk, role=role)
-    click.echo(f"Created {username} ({role}) in {tenant_obj.name}")
+    if existed:
+        click.echo(
+            f"{username} already existed: now {role} in {tenant_obj.name}, password unchanged "
+            f"(bastion admin password {username} sets a new one)"
+        )
+    else:
+        click.echo(f"Created {username} ({role}) in {tenant_obj.name}")
+
+
+@admin.command(name="password")
+@click.argument("username")
+@click.option("--password-env", help="Read the password from this environment variable.")
+def admin_password(username, password_env):
+    """Set a new password for a console account."""
+    migrate()
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise click.ClickException(f"username: no console account {username!r}")
+    password = secret_input(password_env, "New password")
+    try:
+        if len(password) < 10:
+            raise ValidationError("use at least 10 characters")
+        validate_password(password, user)
+    except ValidationError as error:
+        raise click.ClickException("password: " + " ".join(error.messages)) from None
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    from bastion.tenancy.models import Membership
+
+    for membership in Membership.objects.filter(user=user).select_related("tenant"):
+        record_cli(membership.tenant, "account.password", "user", user.pk)
+    click.echo(f"New password set for {username}")
 
 
 # MDM integrations.

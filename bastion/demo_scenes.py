@@ -46,7 +46,11 @@ def activation_scenes(tenant, core, cloud, emulator, base_url: str) -> dict:
     say(f"Cloud device {cloud_a.mdm_id} activated through the managed app config", status)
     agents["cloud"] = Agent.from_activation(base_url, answer)
 
-    code = services.show_code(core, "demo")["code"]
+    shown = services.show_code(core, "demo")
+    if shown["stale"]:
+        # An earlier demo ran at another address (--once picks a free port).
+        shown = services.rotate_code(core, "demo")
+    code = shown["code"]
     status, _ = activate(base_url, {"activation_code": code, "mdm_id": core_b.mdm_id})
     say(f"Core device {core_b.mdm_id[:8]}… activated through the MTD activation code", status)
 

@@ -78,3 +78,41 @@ def test_removing_an_mdm_keeps_its_devices_as_tombstones(run, synced_core):
     assert result.exit_code == 0, result.output
     assert not Integration.objects.exists()
     assert set(Device.objects.values_list("state", flat=True)) == {Device.REMOVED}
+
+
+def test_run_refuses_an_address_already_in_use_before_starting_anything(db):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        answer = CliRunner().invoke(main, ["run", "--bind", f"127.0.0.1:{port}"])
+
+    assert answer.exit_code == 1
+    assert f"can't serve on 127.0.0.1:{port}" in answer.output
+    assert "choose another with --bind" in answer.output
+    assert "is running" not in answer.output
+
+
+def test_an_existing_account_keeps_its_password_until_it_is_set_anew(run, tenant):
+    from django.contrib.auth import get_user_model
+
+    run("admin", "create", "alice", "--password-env", "PW", env={"PW": "correct horse battery"})
+    again = run("admin", "create", "alice", "--password-env", "PW", env={"PW": "another long one!"})
+    alice = get_user_model().objects.get(username="alice")
+    assert "already existed" in again.output and "password unchanged" in again.output
+    assert alice.check_password("correct horse battery")
+
+    short = CliRunner().invoke(main, ["admin", "password", "alice", "--password-env", "PW"],
+                               env={"PW": "short"})  # fmt: skip
+    changed = run("admin", "password", "alice", "--password-env", "PW",
+                  env={"PW": "a brand new passphrase"})  # fmt: skip
+    unknown = CliRunner().invoke(main, ["admin", "password", "bob", "--password-env", "PW"],
+                                 env={"PW": "a brand new passphrase"})  # fmt: skip
+
+    assert short.exit_code == 1 and "password: use at least 10 characters" in short.output
+    assert changed.exit_code == 0, changed.output
+    alice.refresh_from_db()
+    assert alice.check_password("a brand new passphrase")
+    assert unknown.exit_code == 1 and "no console account 'bob'" in unknown.output

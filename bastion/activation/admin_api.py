@@ -37,6 +37,8 @@ class CodeOut(Schema):
     code: str
     key_id: str
     created_at: datetime
+    address: str = Field(description="The Bastion address the code sends devices to.")
+    stale: bool = Field(description="The address is no longer Bastion's public URL: rotate.")
 
 
 class LinkOut(Schema):

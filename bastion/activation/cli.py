@@ -40,6 +40,15 @@ def register(main) -> None:
 
         shown = services.show_code(_integration(mdm, tenant_name), _actor())
         emit(shown, as_json, shown["code"])
+        if shown["stale"] and not as_json:
+            from django.conf import settings
+
+            click.echo(
+                f"This code sends devices to {shown['address']}, but Bastion's public URL is "
+                f"now {settings.BASTION_PUBLIC_URL}: replace it with "
+                f"bastion activation rotate-code {mdm!r}",
+                err=True,
+            )
 
     @activation.command(name="rotate-code")
     @click.argument("mdm")

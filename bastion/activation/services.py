@@ -4,6 +4,8 @@ Every function takes the acting administrator's name (or "cli:<user>") for the a
 Showing a code or link in full, and downloading a file that holds the code, is audited.
 """
 
+from django.conf import settings
+
 from bastion.activation import emails, files, tokens
 from bastion.activation.models import ActivationSettings, ActivationToken, ReactivationRequest
 from bastion.mdm.models import Integration
@@ -48,14 +50,26 @@ def summary(integration: Integration) -> dict:
 
 
 def show_code(integration: Integration, actor: str, ip=None) -> dict:
+    """The current code; `stale` says when it sends devices to another address than
+    Bastion's public URL now is (the URL changed since it was made: rotate it)."""
     code = tokens.current(integration, ActivationToken.CODE)
     tokens.audit(integration, actor, "activation.code_viewed", code, ip)
-    return {"code": code.token, "key_id": code.key_id, "created_at": code.created_at}
+    return _code_view(code)
 
 
 def rotate_code(integration: Integration, actor: str, ip=None) -> dict:
-    code = tokens.replace(integration, ActivationToken.CODE, actor, ip)
-    return {"code": code.token, "key_id": code.key_id, "created_at": code.created_at}
+    return _code_view(tokens.replace(integration, ActivationToken.CODE, actor, ip))
+
+
+def _code_view(code: ActivationToken) -> dict:
+    address = tokens.code_address(code.token)
+    return {
+        "code": code.token,
+        "key_id": code.key_id,
+        "created_at": code.created_at,
+        "address": address,
+        "stale": address != settings.BASTION_PUBLIC_URL,
+    }
 
 
 def _link_view(integration: Integration, link: ActivationToken) -> dict:

@@ -185,6 +185,15 @@ def resolve_link(value: str, now=None) -> ActivationToken:
     return token
 
 
+def code_address(value: str) -> str:
+    """The Bastion address a code sends devices to (the public URL when it was made)."""
+    try:
+        payload = signing.loads(value, salt=CODE_SALT)
+    except signing.BadSignature:
+        return ""
+    return payload.get("u", "") if isinstance(payload, dict) else ""
+
+
 def resolve_code(value: str) -> ActivationToken:
     try:
         payload = signing.loads(value, salt=CODE_SALT)

@@ -100,7 +100,7 @@ def profiles_distrust(profile_id, tenant_name, as_json):
 
 @click.group()
 def apps():
-    """Apps marked malicious: list, mark, unmark."""
+    """Apps marked malicious: malicious (the list), mark, unmark."""
     _ready()
 
 

@@ -20,6 +20,24 @@ def test_alice_sees_the_code_in_full_and_the_view_is_audited(core_integration, a
     assert entry.object_id == str(core_integration.pk)
 
 
+def test_a_code_made_before_the_public_url_changed_says_so_until_rotated(
+    core_integration, alice, settings
+):
+    url = f"/api/admin/v1/integrations/{core_integration.pk}/activation/code"
+    first = alice.get(url).json()
+    settings.BASTION_PUBLIC_URL = "https://mtd.example.com"
+    moved = alice.get(url).json()
+    shown = CliRunner().invoke(main, ["activation", "code", core_integration.name])
+    alice.post(f"{url}/rotate")
+    rotated = alice.get(url).json()
+
+    assert first["stale"] is False
+    assert moved["code"] == first["code"] and moved["stale"] is True
+    assert moved["address"] == first["address"] != "https://mtd.example.com"
+    assert "now https://mtd.example.com: replace it with" in shown.output
+    assert rotated["stale"] is False and rotated["address"] == "https://mtd.example.com"
+
+
 def test_a_read_only_administrator_cannot_see_or_rotate_the_code(core_integration, bob):
     base = f"/api/admin/v1/integrations/{core_integration.pk}/activation"
 

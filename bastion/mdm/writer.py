@@ -253,7 +253,7 @@ class BatchWriter:
                 for record, group, _ in rest:
                     if record.mdm_id in users:
                         _note_user(state, users[record.mdm_id], group)
-                due += self._write_devices(rest, users, run, existing)
+                due += self._write_devices(rest, users, run, existing, state.assigned)
         if due:
             self._write_inventory(due, inventory or Inventory())
 
@@ -337,25 +337,24 @@ class BatchWriter:
                       where=("mdm_id", ids))  # fmt: skip
         return {row[0]: [*row[1:5], as_time(row[5]), row[6]] for row in rows}
 
-    def _write_devices(self, batch, users: dict[str, int], run: SyncRun, existing) -> list:
+    def _write_devices(self, batch, users: dict, run: SyncRun, existing, enrolled) -> list:
         """Upserts the devices of (record, group, fingerprint) triples that are new or
-        changed; returns (device pk, record) whose inventory is due."""
+        changed; returns (device pk, record) whose inventory is due. `enrolled` holds the
+        MDM ids this sync has seen enrolled so far."""
         # The identity hashes of new devices: to find re-enrolments, and to store.
         hashes = {
             record.mdm_id: identity_hashes(record)
             for record, _, _ in batch
             if record.mdm_id not in existing
         }
-        reenrolled = self._reenrolled(batch, hashes)
+        reenrolled = self._reenrolled(batch, hashes, enrolled)
 
         now = timezone.now()
         create, changed, due = [], {}, []
-        restored, moves = [], []
         for record, group, print_ in batch:
             run.seen += 1
             user_id = users.get(record.mdm_id)
             entry = existing.get(record.mdm_id)
-
             if entry is None and record.mdm_id not in reenrolled:
                 values = device_values(record, group.pk, user_id, hashes.get(record.mdm_id),
                                        print_, now)  # fmt: skip
@@ -365,23 +364,9 @@ class BatchWriter:
                     state=Device.WAITING,
                 )
                 create.append((values, record))
-                run.added += 1
                 continue
-
-            if entry is None:
-                pk, old_state, old_group = reenrolled[record.mdm_id]
-            else:
-                pk, _, old_state, old_group, _, _ = entry
-
-            if old_state == Device.REMOVED:
-                restored.append(pk)
-                run.added += 1
-            elif old_group != group.pk:
-                moves.append((pk, old_group, group.pk))
-                run.moved += 1
-            else:
-                run.updated += 1
-            changed[pk] = (record, group, user_id, print_, old_state)
+            pk = reenrolled[record.mdm_id] if entry is None else entry[0]
+            changed[pk] = (record, group.pk, user_id, print_)
 
         added = []
         self.created = set()
@@ -389,12 +374,21 @@ class BatchWriter:
             # Ignoring conflicts: an ad-hoc sync of one device may have added it meanwhile.
             insert_dicts(Device, [values for values, _ in create], ignore_conflicts=True)
             ids = [record.mdm_id for _, record in create]
-            pks = dict(
-                select(Device, ["mdm_id", "id"], integration_id=self.integration.pk,
-                       where=("mdm_id", ids))
-            )  # fmt: skip
+            stored = {
+                mdm_id: (pk, print_)
+                for mdm_id, pk, print_ in select(
+                    Device, ["mdm_id", "id", "fingerprint"],
+                    integration_id=self.integration.pk, where=("mdm_id", ids),
+                )
+            }  # fmt: skip
             for values, record in create:
-                pk = pks[record.mdm_id]
+                pk, stored_print = stored[record.mdm_id]
+                if stored_print != values["fingerprint"]:
+                    # Another writer's row (an ad-hoc sync of this device): updated instead.
+                    changed[pk] = (record, values["group_id"], values["user_id"],
+                                   values["fingerprint"])  # fmt: skip
+                    continue
+                run.added += 1
                 added.append(pk)
                 self.created.add(pk)
                 due.append((pk, record))
@@ -403,29 +397,40 @@ class BatchWriter:
                         pk, values["fingerprint"], Device.WAITING, values["group_id"], None,
                         values["user_id"],
                     ]  # fmt: skip
-        due += self._update_devices(changed, now)
+        updated, restored, moves = self._update_devices(changed, now, run)
+        due += updated
 
-        if create or restored:
-            added += restored
-            devices_added.send(sender=Device, integration=self.integration, device_ids=added)
+        if added or restored:
+            devices_added.send(
+                sender=Device, integration=self.integration, device_ids=added + restored
+            )
         if moves:
             devices_moved.send(sender=Device, moves=moves)
         return due
 
-    def _update_devices(self, changed: dict, now) -> list:
-        """Writes the changed devices; returns (pk, record) of those whose apps are due."""
+    def _update_devices(self, changed: dict, now, run: SyncRun) -> tuple[list, list, list]:
+        """Writes the changed devices, judged against their rows as they are now (locked:
+        an activation meanwhile is kept). Returns (pk, record) of those whose apps are due,
+        the pks of devices restored from tombstones, and the moves between groups."""
         if not changed:
-            return []
-        devices = list(Device.objects.filter(pk__in=list(changed)))
-        due = []
+            return [], [], []
+        devices = list(Device.objects.select_for_update().filter(pk__in=list(changed)))
+        due, restored, moves = [], [], []
         for device in devices:
-            record, group, user_id, print_, old_state = changed[device.pk]
+            record, group_id, user_id, print_ = changed[device.pk]
             if self.devices is not None:
                 self.devices.pop(device.mdm_id, None)  # a re-enrolled device's old id
-            if old_state == Device.REMOVED:
+            if device.state == Device.REMOVED:
                 device.state = Device.WAITING
                 device.removed_at = None
-            for name, value in device_values(record, group.pk, user_id, None, print_, now).items():
+                restored.append(device.pk)
+                run.added += 1
+            elif device.group_id != group_id:
+                moves.append((device.pk, device.group_id, group_id))
+                run.moved += 1
+            else:
+                run.updated += 1
+            for name, value in device_values(record, group_id, user_id, None, print_, now).items():
                 setattr(device, name, value)
             if apps_due(device.apps_checkin, record):
                 due.append((device.pk, record))
@@ -435,13 +440,15 @@ class BatchWriter:
                     device.user_id,
                 ]  # fmt: skip
         Device.objects.bulk_update(devices, DEVICE_FIELDS, batch_size=BATCH_SIZE)
-        return due
+        return due, restored, moves
 
-    def _reenrolled(self, batch, hashes: dict) -> dict:
+    def _reenrolled(self, batch, hashes: dict, enrolled) -> dict:
         """Old records of devices that re-enrolled under a new MDM id (same serial or UDID).
 
         `hashes` holds the identity hashes of the batch's devices new to this integration.
-        Returns new mdm_id -> (pk, state, group_id) of the record to reuse.
+        A record whose own id is still enrolled (in this batch, or seen earlier in this
+        sync) is another device that shares the serial or UDID, never the old one.
+        Returns new mdm_id -> pk of the record to reuse.
         """
         if self.indexed == 0:
             return {}  # the integration held no device when this sync began: a first sync
@@ -456,19 +463,17 @@ class BatchWriter:
         # hash indexes, and a first sync of 100,000 devices turns quadratic.
         matches = Device.objects.filter(
             Q(serial_hash__in=list(serials)) | Q(udid_hash__in=list(udids))
-        ).values_list(
-            "pk", "mdm_id", "serial_hash", "udid_hash", "state", "group_id", "integration_id"
-        )
+        ).values_list("pk", "mdm_id", "serial_hash", "udid_hash", "integration_id")
         batch_ids = {record.mdm_id for record, _, _ in batch}
         found = {}
-        for pk, mdm_id, serial_hash, udid_hash, state, group_id, integration_id in matches:
+        for pk, mdm_id, serial_hash, udid_hash, integration_id in matches:
             if integration_id != self.integration.pk:
                 continue
-            if mdm_id in batch_ids:
+            if mdm_id in batch_ids or mdm_id in enrolled:
                 continue  # the old id is itself still enrolled: two devices, not one
             record = serials.get(serial_hash) or udids.get(udid_hash)
             if record is not None and record.mdm_id not in found:
-                found[record.mdm_id] = (pk, state, group_id)
+                found[record.mdm_id] = pk
         return found
 
     # Apps and profiles.
@@ -682,11 +687,14 @@ def insert_rows(model, columns: list[str], rows: list[tuple], ignore_conflicts=F
     if not rows:
         return
     if connection.vendor == "postgresql":
+        import psycopg
+
         try:
             with transaction.atomic():
                 _copy_rows(model, columns, rows)
             return
-        except IntegrityError:
+        # The COPY goes through the driver's cursor, so a conflict is the driver's error.
+        except (IntegrityError, psycopg.IntegrityError):
             if not ignore_conflicts:
                 raise
     quote = connection.ops.quote_name

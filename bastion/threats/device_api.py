@@ -4,6 +4,8 @@ Mounted at /api/device/v1/ behind DeviceAuth (request.device, request.tenant).
 """
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from django.http import HttpResponse, JsonResponse
@@ -24,10 +26,20 @@ MAX_BATCH = 100
 EVENT_ID = r"^[A-Za-z0-9._:\-]{1,64}$"
 
 
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def _iso_text(value):
     # Numbers would pass as epoch seconds; agents send ISO 8601 with a zone, nothing else.
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 time with a time zone")
+    return value
+
+
+def _plausible(value: datetime) -> datetime:
+    # A time near year one has no UTC form the database can store.
+    if value.replace(tzinfo=None) < EARLIEST.replace(tzinfo=None) + timedelta(days=1):
+        raise ValueError("is before the year 2000")
     return value
 
 
@@ -52,11 +64,19 @@ class EventIn(Schema):
     def iso_time(cls, value):
         return _iso_text(value)
 
+    @field_validator("detected_at")
+    @classmethod
+    def plausible_time(cls, value):
+        return _plausible(value)
+
     @field_validator("details")
     @classmethod
     def small_details(cls, value: dict) -> dict:
-        if len(json.dumps(value)) > MAX_DETAILS_BYTES:
+        text = json.dumps(value)
+        if len(text) > MAX_DETAILS_BYTES:
             raise ValueError(f"details are larger than {MAX_DETAILS_BYTES} bytes")
+        if "\\u0000" in text:
+            raise ValueError("details hold a NUL character")
         return value
 
 
@@ -90,6 +110,11 @@ class MitigationIn(Schema):
     @classmethod
     def iso_time(cls, value):
         return _iso_text(value)
+
+    @field_validator("mitigated_at")
+    @classmethod
+    def plausible_time(cls, value):
+        return _plausible(value)
 
 
 class MatrixRowOut(Schema):
@@ -240,8 +265,11 @@ def report_mitigation(request, event_id: str, body: MitigationIn):
     refused = _guard(request)
     if refused:
         return refused
-    if len(event_id) > 64:
-        return JsonResponse({"detail": "is too long", "field": "event_id"}, status=422)
+    if not re.fullmatch(EVENT_ID, event_id):
+        return JsonResponse(
+            {"detail": "use 1 to 64 letters, digits and . _ : -", "field": "event_id"},
+            status=422,
+        )
     try:
         event = mitigate(request.device, event_id, body.mitigated_at, body.threat_id)
     except Rejected as error:

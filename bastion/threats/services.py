@@ -234,14 +234,15 @@ def mitigate(
                 raise Rejected(404, "event_id", f"no event {event_id!r} on this device")
             report = Report(event_id, threat_id, mitigated_at, {})
             check_report(device, report, now)
+            matrix = matrix_for(device.group)
             event = ThreatEvent.objects.create(
                 tenant_id=device.tenant_id,
                 device=device,
                 group=device.group,
-                matrix_version=matrix_for(device.group).current,
+                matrix_version=matrix.current,
                 agent_event_id=event_id,
                 threat_id=threat_id,
-                severity=complete_rows({})[threat_id]["severity"],
+                severity=complete_rows(matrix.current.rows)[threat_id]["severity"],
                 detected_at=mitigated_at,
                 received_at=now,
                 state=ThreatEvent.MITIGATED,

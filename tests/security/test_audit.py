@@ -157,6 +157,7 @@ CLI_COMMANDS = {
         "--password-env",
         "PW",
     ],  # fmt: skip
+    "admin password": lambda a: ["admin", "password", a.admin.username, "--password-env", "PW"],
     "mdm remove": lambda a: [
         "mdm",
         "remove",

@@ -20,7 +20,7 @@ from bastion.inventory.models import Device
 from bastion.threats.catalog import catalog
 from bastion.threats.matrix import HANDLED_ON_DEVICE, complete_rows, matrix_for
 from bastion.threats.models import ResponseAction, ThreatEvent
-from bastion.threats.services import add_actions, add_notices, enqueue
+from bastion.threats.services import add_actions, add_notices, enqueue, undo_action
 
 log = logging.getLogger(__name__)
 
@@ -215,20 +215,7 @@ def mitigate_events(tenant_id: int, event_ids: list[int]) -> list[int]:
         if key in still_needed or key in keys or apply.pk in undone:
             continue
         keys.add(key)
-        undos.append(
-            ResponseAction(
-                tenant_id=apply.tenant_id,
-                event_id=apply.event_id,
-                device_id=apply.device_id,
-                integration_id=apply.integration_id,
-                op=ResponseAction.UNDO,
-                undoes=apply,
-                target_id=apply.target_id,
-                kind=apply.kind,
-                name=apply.name,
-                attribute=apply.attribute,
-            )
-        )
+        undos.append(undo_action(apply))
     created = ResponseAction.objects.bulk_create(undos, batch_size=500)
     undo_ids = [action.pk for action in created]
     transaction.on_commit(lambda: enqueue(undo_ids, []))

@@ -303,7 +303,14 @@ def _add_undo(apply: ResponseAction) -> ResponseAction:
     existing = apply.undos.exclude(state=ResponseAction.CANCELLED).first()
     if existing is not None:
         return existing
-    return ResponseAction.objects.create(
+    undo = undo_action(apply)
+    undo.save()
+    return undo
+
+
+def undo_action(apply: ResponseAction) -> ResponseAction:
+    """The unsaved undo of an apply: the same target, on the same device and event."""
+    return ResponseAction(
         tenant_id=apply.tenant_id,
         event_id=apply.event_id,
         device_id=apply.device_id,

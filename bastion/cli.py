@@ -362,7 +362,7 @@ def admin_password(username, password_env):
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise click.ClickException(f"username: no console account {username!r}")
-    password = secret_input(password_env, "New password")
+    password = secret_input(password_env, "Password")
     try:
         if len(password) < 10:
             raise ValidationError("use at least 10 characters")

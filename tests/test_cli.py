@@ -111,6 +111,8 @@ def test_an_existing_account_keeps_its_password_until_it_is_set_anew(run, tenant
     unknown = CliRunner().invoke(main, ["admin", "password", "bob", "--password-env", "PW"],
                                  env={"PW": "a brand new passphrase"})  # fmt: skip
 
+    asked = CliRunner().invoke(main, ["admin", "password", "alice"])
+    assert asked.exit_code == 1 and "pass --password-env VAR" in asked.output
     assert short.exit_code == 1 and "password: use at least 10 characters" in short.output
     assert changed.exit_code == 0, changed.output
     alice.refresh_from_db()
